@@ -1,0 +1,133 @@
+/*
+ * sf_seekable.h - reader and writer for the zstd seekable format.
+ *
+ * A shard is a sequence of independent zstd frames followed by one
+ * skippable frame holding the seek table (zstd contrib/seekable_format):
+ *
+ *   Skippable frame magic 0x184D2A5E (u32 LE), frame size (u32 LE),
+ *   entries: compressed size (u32 LE), decompressed size (u32 LE),
+ *            checksum (u32 LE, low 32 bits of XXH64 of the decompressed
+ *            frame, present when the descriptor's bit 7 is set),
+ *   footer:  number of frames (u32 LE), descriptor (u8), seekable magic
+ *            0x8F92EAB1 (u32 LE).
+ *
+ * Because every frame is a plain zstd frame, `zstd -d` decompresses a whole
+ * shard and skips the seek table. stepfs always writes the checksum flag
+ * and also turns on each zstd frame's own content checksum.
+ *
+ * Frames whose compressed form would not be smaller than their content are
+ * written as zstd frames of raw blocks (stored, not compressed).
+ *
+ * Thread safety: a writer is used by one thread (it runs its own
+ * compression workers); a reader is immutable after open and
+ * sf_seek_reader_read_frame() may be called from many threads at once.
+ */
+#ifndef SF_SEEKABLE_H
+#define SF_SEEKABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_error.h"
+
+#define SF_SEEK_SKIPPABLE_MAGIC 0x184D2A5Eu
+#define SF_SEEK_FOOTER_MAGIC 0x8F92EAB1u
+#define SF_SEEK_FOOTER_BYTES 9u
+#define SF_SEEK_CHECKSUM_FLAG 0x80u
+/* Largest decompressed frame a reader accepts (and a writer produces). */
+#define SF_SEEK_MAX_FRAME_BYTES (16u * 1024u * 1024u)
+/* Largest number of frames a reader accepts in one shard. */
+#define SF_SEEK_MAX_FRAMES (1u << 24)
+
+/* ---- writer ---------------------------------------------------------- */
+
+typedef struct sf_seek_writer sf_seek_writer;
+
+typedef struct sf_seek_writer_options {
+	int level;            /* zstd level, 1..22 (negative fast levels allowed) */
+	size_t frame_bytes;   /* decompressed bytes per frame, 4 KiB..16 MiB */
+	int threads;          /* compression workers, >= 1 */
+	int long_distance;    /* nonzero: enable zstd long-distance matching */
+} sf_seek_writer_options;
+
+/*
+ * Start a shard on fd, which must be open for writing and positioned at
+ * the start of an empty file. path is only used in error messages. The
+ * writer does not own fd and never closes it.
+ */
+sf_err sf_seek_writer_create(sf_seek_writer **out, int fd, const char *path,
+			     const sf_seek_writer_options *options,
+			     sf_error *err);
+
+/* Append len bytes of content; frames are cut every frame_bytes. */
+sf_err sf_seek_writer_write(sf_seek_writer *writer, const void *data,
+			    size_t len, sf_error *err);
+
+/* End the current frame now, if it holds any byte (e.g. at a file edge). */
+sf_err sf_seek_writer_end_frame(sf_seek_writer *writer, sf_error *err);
+
+/* Decompressed bytes written so far: the offset the next byte will have. */
+uint64_t sf_seek_writer_offset(const sf_seek_writer *writer);
+
+/*
+ * Flush every frame and write the seek table. After success the shard is
+ * complete (the caller fsyncs and closes fd). The counters report totals.
+ */
+sf_err sf_seek_writer_finish(sf_seek_writer *writer, uint64_t *compressed_bytes,
+			     uint32_t *frame_count, sf_error *err);
+
+/* Stop workers and free; safe on NULL and on an unfinished writer. */
+void sf_seek_writer_free(sf_seek_writer *writer);
+
+/* ---- reader ---------------------------------------------------------- */
+
+typedef struct sf_seek_reader sf_seek_reader;
+
+typedef struct sf_seek_frame {
+	uint64_t compressed_offset;   /* byte offset of the frame in the shard */
+	uint32_t compressed_size;
+	uint64_t decompressed_offset; /* offset of its first byte in the content */
+	uint32_t decompressed_size;
+	uint32_t checksum;            /* low 32 bits of XXH64 of the content */
+} sf_seek_frame;
+
+/*
+ * Open a shard: read and validate the seek table (footer magic, entry
+ * count, sizes adding up to the file size, limits). fd is borrowed and must
+ * stay open until sf_seek_reader_free(); path is copied for messages.
+ */
+sf_err sf_seek_reader_open(sf_seek_reader **out, int fd, const char *path,
+			   sf_error *err);
+
+uint32_t sf_seek_reader_frame_count(const sf_seek_reader *reader);
+uint64_t sf_seek_reader_content_size(const sf_seek_reader *reader);
+
+/* Frame i's position and sizes; i must be < frame_count. */
+void sf_seek_reader_frame(const sf_seek_reader *reader, uint32_t index,
+			  sf_seek_frame *frame);
+
+/* Index of the frame holding content offset (offset < content size). */
+uint32_t sf_seek_reader_frame_at(const sf_seek_reader *reader, uint64_t offset);
+
+/*
+ * Decompress frame i into dst (capacity >= its decompressed size) with
+ * pread. Checks the zstd frame, its content checksum, the decompressed size
+ * and the seek table checksum; on mismatch returns SF_ERR_CORRUPT naming the
+ * shard path, frame index and byte offset. Thread-safe.
+ */
+sf_err sf_seek_reader_read_frame(const sf_seek_reader *reader, uint32_t index,
+				 void *dst, size_t capacity, sf_error *err);
+
+void sf_seek_reader_free(sf_seek_reader *reader);
+
+/*
+ * Parse a seek table held in memory (the last `len` bytes of a shard whose
+ * total size is shard_size). Used by the reader and by the fuzz target.
+ * On success *frames is a malloc'd array the caller frees.
+ */
+sf_err sf_seek_table_parse(const unsigned char *tail, size_t len,
+			   uint64_t shard_size, const char *path,
+			   sf_seek_frame **frames, uint32_t *frame_count,
+			   sf_error *err);
+
+#endif
