@@ -91,7 +91,7 @@ tests-bin: $(UNIT_BIN) $(REPLAY_BIN)
 
 # The whole suite: TAP programs and scripts under prove.
 check: all tests-bin
-	BUILD=$(abspath $(BUILD)) prove -f --timer tests/run-unit.sh tests/run-replay.sh tests/integration/*.sh
+	BUILD=$(abspath $(BUILD)) SANITIZE=$(SANITIZE) prove -f --timer tests/run-unit.sh tests/run-replay.sh tests/integration/t*.sh
 
 unit: tests-bin
 	BUILD=$(abspath $(BUILD)) prove -f tests/run-unit.sh

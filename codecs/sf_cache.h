@@ -1,0 +1,67 @@
+/*
+ * sf_cache.h - a bounded, thread-safe cache of decompressed frames.
+ *
+ * Entries are keyed by (shard, frame) and reference-counted: a buffer
+ * returned by sf_cache_get() is pinned until sf_cache_put() releases it,
+ * so eviction never frees memory another thread is still copying from.
+ * When every entry is pinned the cache may exceed its budget by the pinned
+ * bytes; it shrinks back as soon as they are released.
+ *
+ * Ownership: the cache owns every buffer. Callers borrow entry->data from
+ * get() until the matching put().
+ */
+#ifndef SF_CACHE_H
+#define SF_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_error.h"
+
+typedef struct sf_cache sf_cache;
+
+typedef struct sf_cache_entry {
+	uint32_t shard;
+	uint32_t frame;
+	size_t size;
+	unsigned char *data;
+	/* private */
+	unsigned refs;
+	struct sf_cache_entry *hash_next, *lru_prev, *lru_next;
+} sf_cache_entry;
+
+/* Fill dst (capacity bytes) with the frame's content; return SF_OK or an
+   error described in err. Called without the cache lock held. */
+typedef sf_err (*sf_cache_fill_fn)(void *context, uint32_t shard, uint32_t frame,
+				   unsigned char *dst, size_t capacity,
+				   sf_error *err);
+
+typedef struct sf_cache_stats {
+	uint64_t hits, misses, evictions, bytes_in_use, entries, budget_bytes;
+	uint64_t bytes_decompressed;
+} sf_cache_stats;
+
+/* budget_bytes 0 disables caching beyond pinned entries. */
+sf_cache *sf_cache_create(size_t budget_bytes);
+
+/*
+ * Return the pinned entry for (shard, frame), filling it with fill() on a
+ * miss (size is the frame's decompressed size). Returns NULL on failure
+ * with err set; nothing is cached for a frame that failed.
+ */
+sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
+			     size_t size, sf_cache_fill_fn fill, void *context,
+			     sf_error *err);
+
+/* Release a pinned entry. NULL is a no-op. */
+void sf_cache_put(sf_cache *cache, sf_cache_entry *entry);
+
+/* 1 when (shard, frame) is cached (used to skip useless read-ahead). */
+int sf_cache_contains(sf_cache *cache, uint32_t shard, uint32_t frame);
+
+void sf_cache_stats_get(sf_cache *cache, sf_cache_stats *stats);
+
+/* Free the cache; every entry must have been released. NULL is a no-op. */
+void sf_cache_free(sf_cache *cache);
+
+#endif

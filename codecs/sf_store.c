@@ -1,0 +1,1153 @@
+/*
+ * sf_store.c - the read side of a store: root document, lazy indexes,
+ * shards opened on first use, reads through the frame cache, verify.
+ */
+#include "sf_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sf_format.h"
+#include "sf_seekable.h"
+#include "sf_util.h"
+#include "sf_xxhash.h"
+
+typedef struct shard {
+	char *file;
+	char *kind;
+	char *label;
+	uint64_t content_bytes;
+	uint64_t compressed_bytes;
+	uint32_t frames;
+	int fd;
+	sf_seek_reader *reader;
+	int opened;               /* open attempted (reader or error below) */
+	sf_error open_error;
+} shard;
+
+typedef struct index_doc {
+	char *file;
+	uint64_t xxh64;
+	int has_xxh64;
+	int loaded;
+} index_doc;
+
+struct sf_store {
+	char *path;
+	json_t *document;
+	shard *shards;
+	uint32_t shard_count;
+	index_doc *indexes;
+	uint32_t index_count;
+	sf_node root;
+	pthread_mutex_t tree_lock;
+	pthread_mutex_t shard_lock;
+	uint64_t next_ino;
+	uint64_t indexes_loaded, index_failures;
+	sf_cache *cache;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static sf_err read_whole_file(const char *path, const char *shown, uint64_t limit,
+			      char **out, size_t *out_len, sf_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t done = 0;
+	sf_err rc = SF_OK;
+
+	if (fd < 0)
+		return errno == ENOENT
+			? sf_error_set(err, SF_ERR_NOTFOUND, "'%s': missing", shown)
+			: sf_error_io(err, errno, "'%s': cannot open", shown);
+	if (fstat(fd, &st) != 0) {
+		rc = sf_error_io(err, errno, "'%s': cannot stat", shown);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > limit) {
+		rc = sf_error_set(err, SF_ERR_LIMIT, "'%s': %" PRIu64 " bytes, more than the limit of %" PRIu64,
+				  shown, (uint64_t)st.st_size, limit);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot allocate %" PRIu64 " bytes",
+				  shown, (uint64_t)st.st_size);
+		goto out;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = sf_error_io(err, errno, "'%s': read failed at byte %zu", shown, done);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	buf[done] = '\0';
+	*out = buf;
+	*out_len = done;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static sf_err parse_json(const char *text, size_t len, const char *shown,
+			 json_t **out, sf_error *err)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (!doc)
+		return sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %d: %s", shown,
+				    jerr.position, jerr.text);
+	*out = doc;
+	return SF_OK;
+}
+
+static const char *get_string(json_t *object, const char *key)
+{
+	json_t *value = json_object_get(object, key);
+
+	return json_is_string(value) ? json_string_value(value) : NULL;
+}
+
+static int get_u64(json_t *object, const char *key, uint64_t *out)
+{
+	json_t *value = json_object_get(object, key);
+
+	if (!json_is_integer(value) || json_integer_value(value) < 0)
+		return 0;
+	*out = (uint64_t)json_integer_value(value);
+	return 1;
+}
+
+/* A file name inside the store: relative, no "..", no empty components. */
+static int safe_relative_path(const char *path)
+{
+	const char *p = path;
+
+	if (!*p || *p == '/' || strlen(path) > SF_MAX_PATH_BYTES)
+		return 0;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (len == 0 || (len == 1 && p[0] == '.') ||
+		    (len == 2 && p[0] == '.' && p[1] == '.'))
+			return 0;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+static void lock_init(pthread_mutex_t *lock)
+{
+#ifdef SF_DEBUG_MUTEX
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+#else
+	pthread_mutex_init(lock, NULL);
+#endif
+}
+
+/* ---- open -------------------------------------------------------------- */
+
+static sf_err parse_shards(sf_store *store, json_t *list, sf_error *err)
+{
+	size_t i;
+
+	if (!json_is_array(list))
+		return sf_error_set(err, SF_ERR_CORRUPT, "'%s/%s': \"shards\" is not an array",
+				    store->path, SF_STORE_ROOT_FILE);
+	store->shard_count = (uint32_t)json_array_size(list);
+	store->shards = calloc(store->shard_count ? store->shard_count : 1, sizeof(shard));
+	if (!store->shards)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	for (i = 0; i < store->shard_count; i++) {
+		json_t *item = json_array_get(list, i);
+		shard *s = &store->shards[i];
+		const char *file = get_string(item, "file");
+		const char *kind = get_string(item, "kind");
+		const char *label = get_string(item, "label");
+		uint64_t frames = 0;
+
+		s->fd = -1;
+		if (!file || !safe_relative_path(file) || !kind ||
+		    !get_u64(item, "content_bytes", &s->content_bytes) ||
+		    !get_u64(item, "compressed_bytes", &s->compressed_bytes) ||
+		    !get_u64(item, "frames", &frames) || frames > SF_SEEK_MAX_FRAMES)
+			return sf_error_set(err, SF_ERR_CORRUPT,
+					    "'%s/%s': shard %zu: expected file, kind, content_bytes, compressed_bytes and frames",
+					    store->path, SF_STORE_ROOT_FILE, i);
+		s->frames = (uint32_t)frames;
+		s->file = sf_strdup(file);
+		s->kind = sf_strdup(kind);
+		s->label = sf_strdup(label ? label : "");
+		if (!s->file || !s->kind || !s->label)
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	return SF_OK;
+}
+
+static sf_err parse_indexes(sf_store *store, json_t *list, sf_error *err)
+{
+	size_t i;
+
+	if (!json_is_array(list) || json_array_size(list) == 0)
+		return sf_error_set(err, SF_ERR_CORRUPT, "'%s/%s': \"indexes\" is not a non-empty array",
+				    store->path, SF_STORE_ROOT_FILE);
+	store->index_count = (uint32_t)json_array_size(list);
+	store->indexes = calloc(store->index_count, sizeof(index_doc));
+	if (!store->indexes)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	for (i = 0; i < store->index_count; i++) {
+		json_t *item = json_array_get(list, i);
+		const char *file = get_string(item, "file");
+		const char *hash = get_string(item, "xxh64");
+
+		if (!file || !safe_relative_path(file))
+			return sf_error_set(err, SF_ERR_CORRUPT, "'%s/%s': index %zu: expected a relative \"file\"",
+					    store->path, SF_STORE_ROOT_FILE, i);
+		store->indexes[i].file = sf_strdup(file);
+		if (!store->indexes[i].file)
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		if (hash) {
+			if (!sf_parse_hex64(hash, &store->indexes[i].xxh64))
+				return sf_error_set(err, SF_ERR_CORRUPT, "'%s/%s': index %zu: bad xxh64 \"%s\"",
+						    store->path, SF_STORE_ROOT_FILE, i, hash);
+			store->indexes[i].has_xxh64 = 1;
+		}
+	}
+	return SF_OK;
+}
+
+sf_err sf_store_open(sf_store **out, const char *path,
+		     const sf_store_options *options, sf_error *err)
+{
+	sf_store *store = calloc(1, sizeof(*store));
+	char *text = NULL, *root_path = NULL, shown[SF_MAX_PATH_BYTES + 64];
+	size_t text_len = 0;
+	json_t *version, *format;
+	uint64_t root_index = 0;
+	sf_err rc;
+
+	*out = NULL;
+	if (!store)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	lock_init(&store->tree_lock);
+	lock_init(&store->shard_lock);
+	store->path = sf_strdup(path);
+	store->next_ino = 2;
+	store->root.name = sf_strdup("");
+	store->root.type = SF_NODE_DIR;
+	store->root.mode = 0755;
+	store->root.ino = 1;
+	store->root.index_id = -1;
+	root_path = sf_path_join(path, SF_STORE_ROOT_FILE);
+	if (!store->path || !store->root.name || !root_path) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	snprintf(shown, sizeof(shown), "%s", root_path);
+	rc = read_whole_file(root_path, shown, 64u << 20, &text, &text_len, err);
+	if (rc == SF_ERR_NOTFOUND)
+		rc = sf_error_set(err, SF_ERR_NOTFOUND, "'%s': not a store (no %s)", path,
+				  SF_STORE_ROOT_FILE);
+	if (rc != SF_OK)
+		goto fail;
+	rc = parse_json(text, text_len, shown, &store->document, err);
+	if (rc != SF_OK)
+		goto fail;
+	format = json_object_get(store->document, "format");
+	version = json_object_get(store->document, "format_version");
+	if (!json_is_string(format) || strcmp(json_string_value(format), SF_FORMAT_NAME) != 0) {
+		rc = sf_error_set(err, SF_ERR_FORMAT, "'%s': not a stepfs store (expected \"format\": \"%s\")",
+				  shown, SF_FORMAT_NAME);
+		goto fail;
+	}
+	if (!json_is_array(version) || json_array_size(version) != 2 ||
+	    !json_is_integer(json_array_get(version, 0)) ||
+	    !json_is_integer(json_array_get(version, 1))) {
+		rc = sf_error_set(err, SF_ERR_FORMAT, "'%s': expected \"format_version\": [major, minor]", shown);
+		goto fail;
+	}
+	if (json_integer_value(json_array_get(version, 0)) != SF_FORMAT_MAJOR) {
+		rc = sf_error_set(err, SF_ERR_VERSION,
+				  "'%s': store format version %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
+				  " is not supported; this stepfs reads version %d.x (written by %s)",
+				  path, json_integer_value(json_array_get(version, 0)),
+				  json_integer_value(json_array_get(version, 1)), SF_FORMAT_MAJOR,
+				  get_string(store->document, "writer") ? get_string(store->document, "writer") : "an unknown writer");
+		goto fail;
+	}
+	rc = parse_shards(store, json_object_get(store->document, "shards"), err);
+	if (rc == SF_OK)
+		rc = parse_indexes(store, json_object_get(store->document, "indexes"), err);
+	if (rc != SF_OK)
+		goto fail;
+	if (!get_u64(store->document, "root_index", &root_index) || root_index >= store->index_count) {
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': expected \"root_index\" below %u", shown,
+				  store->index_count);
+		goto fail;
+	}
+	store->root.index_id = (int32_t)root_index;
+	store->cache = sf_cache_create(options && options->cache_bytes ? options->cache_bytes
+							       : (size_t)64 << 20);
+	if (!store->cache) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	rc = sf_store_load_dir(store, &store->root, err);
+	if (rc != SF_OK)
+		goto fail;
+	free(text);
+	free(root_path);
+	*out = store;
+	return SF_OK;
+fail:
+	free(text);
+	free(root_path);
+	sf_store_free(store);
+	return rc;
+}
+
+static void free_node_contents(sf_node *node)
+{
+	uint32_t i;
+
+	for (i = 0; i < node->child_count; i++) {
+		free_node_contents(node->children[i]);
+		free(node->children[i]);
+	}
+	free(node->children);
+	free(node->segments);
+	free(node->target);
+	free(node->name);
+}
+
+void sf_store_free(sf_store *store)
+{
+	uint32_t i;
+
+	if (!store)
+		return;
+	free_node_contents(&store->root);
+	for (i = 0; i < store->shard_count; i++) {
+		sf_seek_reader_free(store->shards[i].reader);
+		if (store->shards[i].fd >= 0)
+			close(store->shards[i].fd);
+		free(store->shards[i].file);
+		free(store->shards[i].kind);
+		free(store->shards[i].label);
+	}
+	free(store->shards);
+	for (i = 0; i < store->index_count; i++)
+		free(store->indexes[i].file);
+	free(store->indexes);
+	sf_cache_free(store->cache);
+	if (store->document)
+		json_decref(store->document);
+	pthread_mutex_destroy(&store->tree_lock);
+	pthread_mutex_destroy(&store->shard_lock);
+	free(store->path);
+	free(store);
+}
+
+const sf_node *sf_store_root(sf_store *store)
+{
+	return &store->root;
+}
+
+void *sf_store_document(const sf_store *store)
+{
+	return store->document;
+}
+
+uint32_t sf_store_shard_count(const sf_store *store)
+{
+	return store->shard_count;
+}
+
+uint32_t sf_store_index_count(const sf_store *store)
+{
+	return store->index_count;
+}
+
+void sf_store_shard_info(const sf_store *store, uint32_t id, sf_shard_info *info)
+{
+	const shard *s = &store->shards[id];
+
+	info->file = s->file;
+	info->kind = s->kind;
+	info->label = s->label;
+	info->content_bytes = s->content_bytes;
+	info->compressed_bytes = s->compressed_bytes;
+	info->frames = s->frames;
+}
+
+/* ---- indexes ----------------------------------------------------------- */
+
+static sf_node *add_child(sf_store *store, sf_node *dir, const char *name, size_t len)
+{
+	sf_node *child;
+
+	if (dir->child_count == dir->child_capacity) {
+		uint32_t cap = dir->child_capacity ? dir->child_capacity * 2 : 8;
+		sf_node **grown = realloc(dir->children, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		dir->children = grown;
+		dir->child_capacity = cap;
+	}
+	child = calloc(1, sizeof(*child));
+	if (!child)
+		return NULL;
+	child->name = sf_strndup(name, len);
+	if (!child->name) {
+		free(child);
+		return NULL;
+	}
+	child->parent = dir;
+	child->index_id = -1;
+	child->ino = store->next_ino++;
+	dir->children[dir->child_count++] = child;
+	return child;
+}
+
+/* Child by name during a load (children not sorted yet: linear for the
+   last few, which is where consecutive paths of one directory land). */
+static sf_node *find_loading_child(sf_node *dir, const char *name, size_t len)
+{
+	uint32_t i = dir->child_count;
+
+	while (i-- > 0) {
+		sf_node *c = dir->children[i];
+
+		if (strlen(c->name) == len && memcmp(c->name, name, len) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static int compare_nodes(const void *a, const void *b)
+{
+	const sf_node *x = *(sf_node *const *)a, *y = *(sf_node *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void sort_tree(sf_node *dir)
+{
+	uint32_t i;
+
+	if (dir->child_count > 1)
+		qsort(dir->children, dir->child_count, sizeof(*dir->children), compare_nodes);
+	for (i = 0; i < dir->child_count; i++)
+		if (dir->children[i]->type == SF_NODE_DIR && dir->children[i]->index_id < 0)
+			sort_tree(dir->children[i]);
+}
+
+static int parse_mtime(json_t *entry, sf_node *node)
+{
+	json_t *mtime = json_object_get(entry, "mtime");
+
+	if (!mtime)
+		return 1;
+	if (!json_is_array(mtime) || json_array_size(mtime) != 2 ||
+	    !json_is_integer(json_array_get(mtime, 0)) || !json_is_integer(json_array_get(mtime, 1)))
+		return 0;
+	node->mtime_sec = json_integer_value(json_array_get(mtime, 0));
+	if (json_integer_value(json_array_get(mtime, 1)) < 0 ||
+	    json_integer_value(json_array_get(mtime, 1)) >= 1000000000)
+		return 0;
+	node->mtime_nsec = (uint32_t)json_integer_value(json_array_get(mtime, 1));
+	return 1;
+}
+
+/* Decode the entry's path: "path" (UTF-8) or "path_hex" (raw bytes). */
+static char *entry_bytes(json_t *entry, const char *key, const char *hex_key)
+{
+	const char *text = get_string(entry, key);
+
+	if (text)
+		return sf_strdup(text);
+	text = get_string(entry, hex_key);
+	return text ? sf_hex_decode(text) : NULL;
+}
+
+static int parse_segments(sf_store *store, json_t *list, sf_node *node, const char **why)
+{
+	size_t i, count = json_array_size(list);
+	uint64_t offset = 0;
+
+	if (!json_is_array(list)) {
+		*why = "\"segments\" is not an array";
+		return 0;
+	}
+	node->segments = calloc(count ? count : 1, sizeof(sf_segment));
+	if (!node->segments) {
+		*why = "out of memory";
+		return 0;
+	}
+	for (i = 0; i < count; i++) {
+		json_t *seg = json_array_get(list, i);
+		sf_segment *s = &node->segments[i];
+		json_int_t v[4];
+		size_t k;
+
+		if (!json_is_array(seg) || json_array_size(seg) != 4) {
+			*why = "a segment is not [shard, offset, length, subst]";
+			return 0;
+		}
+		for (k = 0; k < 4; k++) {
+			json_t *x = json_array_get(seg, k);
+
+			if (!json_is_integer(x) || json_integer_value(x) < 0) {
+				*why = "a segment holds a value that is not a non-negative integer";
+				return 0;
+			}
+			v[k] = json_integer_value(x);
+		}
+		if ((uint64_t)v[0] >= store->shard_count) {
+			*why = "a segment names a shard that does not exist";
+			return 0;
+		}
+		if ((uint64_t)v[1] > store->shards[v[0]].content_bytes ||
+		    (uint64_t)v[2] > store->shards[v[0]].content_bytes - (uint64_t)v[1]) {
+			*why = "a segment reaches past the end of its shard";
+			return 0;
+		}
+		if (v[3] > SF_SUBST_NL_SPACE) {
+			*why = "a segment has an unknown substitution";
+			return 0;
+		}
+		s->shard = (uint32_t)v[0];
+		s->shard_offset = (uint64_t)v[1];
+		s->length = (uint64_t)v[2];
+		s->subst = (uint8_t)v[3];
+		s->file_offset = offset;
+		offset += s->length;
+	}
+	node->segment_count = (uint32_t)count;
+	if (offset != node->size) {
+		*why = "the segments do not add up to the file size";
+		return 0;
+	}
+	return 1;
+}
+
+/* Walk/create the directories of path below base; return the parent of
+   the last component and set name and name_len to that component. */
+static sf_node *parent_for(sf_store *store, sf_node *base, const char *path,
+			   const char **name, size_t *name_len)
+{
+	sf_node *dir = base;
+	const char *p = path;
+
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		sf_node *child;
+
+		if (!slash) {
+			*name = p;
+			*name_len = len;
+			return dir;
+		}
+		child = find_loading_child(dir, p, len);
+		if (!child) {
+			child = add_child(store, dir, p, len);
+			if (!child)
+				return NULL;
+			child->type = SF_NODE_DIR;
+			child->mode = 0755;
+			child->loaded = 1;
+		} else if (child->type != SF_NODE_DIR || child->index_id >= 0) {
+			return NULL;
+		}
+		dir = child;
+		p = slash + 1;
+	}
+}
+
+static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, sf_error *err)
+{
+	index_doc *doc = &store->indexes[index_id];
+	char *full = sf_path_join(store->path, doc->file);
+	char *text = NULL;
+	size_t text_len = 0, i;
+	json_t *root = NULL, *entries;
+	sf_err rc;
+
+	if (!full)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	rc = read_whole_file(full, full, SF_MAX_METADATA_BYTES, &text, &text_len, err);
+	if (rc != SF_OK)
+		goto out;
+	if (doc->has_xxh64 && sf_xxh64(text, text_len, 0) != doc->xxh64) {
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': checksum mismatch (index damaged)", full);
+		goto out;
+	}
+	rc = parse_json(text, text_len, full, &root, err);
+	if (rc != SF_OK)
+		goto out;
+	entries = json_object_get(root, "entries");
+	if (!json_is_array(entries)) {
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': expected an \"entries\" array", full);
+		goto out;
+	}
+	for (i = 0; i < json_array_size(entries); i++) {
+		json_t *entry = json_array_get(entries, i);
+		char *path = entry_bytes(entry, "path", "path_hex");
+		const char *type = get_string(entry, "type");
+		const char *why = NULL, *name = NULL;
+		size_t name_len = 0;
+		sf_node *parent, *node;
+		uint64_t mode = 0;
+
+		if (!path || !safe_relative_path(path) || !type) {
+			free(path);
+			rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': entry %zu: expected a safe relative path and a type",
+					  full, i);
+			goto out;
+		}
+		parent = parent_for(store, dir, path, &name, &name_len);
+		if (!parent || find_loading_child(parent, name, name_len)) {
+			rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': entry %zu ('%s'): duplicate or misplaced path",
+					  full, i, path);
+			free(path);
+			goto out;
+		}
+		node = add_child(store, parent, name, name_len);
+		if (!node) {
+			free(path);
+			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		node->mode = 0644;
+		if (get_u64(entry, "mode", &mode))
+			node->mode = (uint32_t)(mode & 07777);
+		if (!parse_mtime(entry, node))
+			why = "bad \"mtime\"";
+		if (!why && strcmp(type, "dir") == 0) {
+			uint64_t sub = 0;
+
+			node->type = SF_NODE_DIR;
+			if (!json_object_get(entry, "mode"))
+				node->mode = 0755;
+			if (get_u64(entry, "index", &sub)) {
+				if (sub >= store->index_count || (int32_t)sub == index_id)
+					why = "\"index\" names no other index";
+				node->index_id = (int32_t)sub;
+			} else {
+				node->loaded = 1;
+			}
+		} else if (!why && strcmp(type, "file") == 0) {
+			const char *hash = get_string(entry, "xxh64");
+
+			node->type = SF_NODE_FILE;
+			if (!get_u64(entry, "size", &node->size))
+				why = "expected \"size\"";
+			else
+				parse_segments(store, json_object_get(entry, "segments"), node, &why);
+			if (!why && hash) {
+				if (!sf_parse_hex64(hash, &node->xxh64))
+					why = "bad \"xxh64\"";
+				node->has_xxh64 = 1;
+			}
+		} else if (!why && strcmp(type, "symlink") == 0) {
+			node->type = SF_NODE_SYMLINK;
+			node->mode = 0777;
+			node->target = entry_bytes(entry, "target", "target_hex");
+			if (!node->target)
+				why = "expected \"target\"";
+			else
+				node->size = strlen(node->target);
+		} else if (!why) {
+			why = "unknown \"type\"";
+		}
+		if (why) {
+			rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': entry %zu ('%s'): %s", full, i, path, why);
+			free(path);
+			goto out;
+		}
+		free(path);
+	}
+	sort_tree(dir);
+out:
+	if (root)
+		json_decref(root);
+	free(text);
+	free(full);
+	return rc;
+}
+
+sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *err)
+{
+	sf_node *dir = (sf_node *)(uintptr_t)const_dir; /* loading fills a shared node */
+	sf_err rc = SF_OK;
+
+	if (__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
+		return SF_OK;
+	if (dir->type != SF_NODE_DIR)
+		return sf_error_set(err, SF_ERR_INVALID, "not a directory");
+	pthread_mutex_lock(&store->tree_lock);
+	if (dir->loaded) {
+		pthread_mutex_unlock(&store->tree_lock);
+		return SF_OK;
+	}
+	if (dir->load_error != SF_OK) {
+		char path[SF_MAX_PATH_BYTES];
+
+		rc = dir->load_error;
+		sf_store_node_path(dir, path, sizeof(path));
+		sf_error_set(err, rc, "'%s/%s': index of '/%s' is damaged (see earlier message)",
+			     store->path, store->indexes[dir->index_id].file, path);
+		pthread_mutex_unlock(&store->tree_lock);
+		return rc;
+	}
+	rc = load_index_into(store, dir, dir->index_id, err);
+	if (rc == SF_OK) {
+		store->indexes_loaded++;
+		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
+	} else {
+		/* Drop what was half-built; remember the failure. */
+		uint32_t i;
+
+		for (i = 0; i < dir->child_count; i++) {
+			free_node_contents(dir->children[i]);
+			free(dir->children[i]);
+		}
+		dir->child_count = 0;
+		dir->load_error = rc;
+		store->index_failures++;
+	}
+	pthread_mutex_unlock(&store->tree_lock);
+	return rc;
+}
+
+const sf_node *sf_store_child(const sf_node *dir, const char *name)
+{
+	uint32_t lo = 0, hi;
+
+	if (!__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
+		return NULL;
+	hi = dir->child_count;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(dir->children[mid]->name, name);
+
+		if (c == 0)
+			return dir->children[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+sf_err sf_store_lookup(sf_store *store, const char *path, const sf_node **out,
+		       sf_error *err)
+{
+	const sf_node *node = &store->root;
+	char name[SF_MAX_NAME_BYTES + 1];
+
+	while (*path == '/')
+		path++;
+	while (*path) {
+		const char *slash = strchr(path, '/');
+		size_t len = slash ? (size_t)(slash - path) : strlen(path);
+		sf_err rc;
+
+		if (len > SF_MAX_NAME_BYTES)
+			return sf_error_set(err, SF_ERR_NOTFOUND, "'%s': name too long", path);
+		if (node->type != SF_NODE_DIR)
+			return sf_error_set(err, SF_ERR_NOTFOUND, "'%s': not found", path);
+		rc = sf_store_load_dir(store, node, err);
+		if (rc != SF_OK)
+			return rc;
+		memcpy(name, path, len);
+		name[len] = '\0';
+		node = sf_store_child(node, name);
+		if (!node)
+			return sf_error_set(err, SF_ERR_NOTFOUND, "'%s': not found", path);
+		path += len;
+		while (*path == '/')
+			path++;
+	}
+	*out = node;
+	return SF_OK;
+}
+
+void sf_store_node_path(const sf_node *node, char *buf, size_t size)
+{
+	const sf_node *chain[256];
+	size_t depth = 0, used = 0;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	while (node && node->parent && depth < 256) {
+		chain[depth++] = node;
+		node = node->parent;
+	}
+	while (depth-- > 0) {
+		int n = snprintf(buf + used, size - used, "%s%s", used ? "/" : "", chain[depth]->name);
+
+		if (n < 0 || (size_t)n >= size - used)
+			return;
+		used += (size_t)n;
+	}
+}
+
+/* ---- shards and reads -------------------------------------------------- */
+
+static sf_err shard_reader(sf_store *store, uint32_t id, sf_seek_reader **out, sf_error *err)
+{
+	shard *s = &store->shards[id];
+	sf_err rc = SF_OK;
+
+	if (__atomic_load_n(&s->opened, __ATOMIC_ACQUIRE)) {
+		if (!s->reader) {
+			if (err)
+				*err = s->open_error;
+			return s->open_error.code;
+		}
+		*out = s->reader;
+		return SF_OK;
+	}
+	pthread_mutex_lock(&store->shard_lock);
+	if (!s->opened) {
+		char *full = sf_path_join(store->path, s->file);
+
+		if (!full) {
+			rc = sf_error_set(&s->open_error, SF_ERR_NOMEM, "out of memory");
+		} else {
+			s->fd = open(full, O_RDONLY | O_CLOEXEC);
+			if (s->fd < 0)
+				rc = errno == ENOENT
+					? sf_error_set(&s->open_error, SF_ERR_CORRUPT, "'%s': shard missing", full)
+					: sf_error_io(&s->open_error, errno, "'%s': cannot open shard", full);
+			else
+				rc = sf_seek_reader_open(&s->reader, s->fd, full, &s->open_error);
+			if (rc == SF_OK &&
+			    (sf_seek_reader_content_size(s->reader) != s->content_bytes ||
+			     sf_seek_reader_frame_count(s->reader) != s->frames)) {
+				rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
+						  "'%s': seek table lists %u frames and %" PRIu64
+						  " bytes, the store expects %u frames and %" PRIu64 " bytes",
+						  full, sf_seek_reader_frame_count(s->reader),
+						  sf_seek_reader_content_size(s->reader), s->frames,
+						  s->content_bytes);
+				sf_seek_reader_free(s->reader);
+				s->reader = NULL;
+			}
+			free(full);
+		}
+		__atomic_store_n(&s->opened, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&store->shard_lock);
+	if (!s->reader) {
+		if (err)
+			*err = s->open_error;
+		return s->open_error.code ? s->open_error.code : SF_ERR_CORRUPT;
+	}
+	*out = s->reader;
+	return rc == SF_OK ? SF_OK : rc;
+}
+
+typedef struct fill_context {
+	sf_store *store;
+	sf_seek_reader *reader;
+} fill_context;
+
+static sf_err fill_frame(void *context, uint32_t shard_id, uint32_t frame,
+			 unsigned char *dst, size_t capacity, sf_error *err)
+{
+	fill_context *fc = context;
+
+	(void)shard_id;
+	return sf_seek_reader_read_frame(fc->reader, frame, dst, capacity, err);
+}
+
+static sf_cache_entry *get_frame(sf_store *store, uint32_t shard_id, uint32_t frame,
+				 sf_seek_reader *reader, sf_error *err)
+{
+	sf_seek_frame info;
+	fill_context fc = { store, reader };
+
+	sf_seek_reader_frame(reader, frame, &info);
+	return sf_cache_get(store->cache, shard_id, frame, info.decompressed_size,
+			    fill_frame, &fc, err);
+}
+
+static void copy_substituted(unsigned char *dst, const unsigned char *src, size_t len,
+			     uint8_t subst)
+{
+	unsigned char with;
+	size_t i;
+
+	memcpy(dst, src, len);
+	if (subst == SF_SUBST_NONE)
+		return;
+	with = subst == SF_SUBST_NL_COMMA ? ',' : ' ';
+	for (i = 0; i < len; i++) {
+		unsigned char *nl = memchr(dst + i, '\n', len - i);
+
+		if (!nl)
+			break;
+		*nl = with;
+		i = (size_t)(nl - dst);
+	}
+}
+
+static uint32_t segment_at(const sf_node *file, uint64_t offset)
+{
+	uint32_t lo = 0, hi = file->segment_count;
+
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (file->segments[mid].file_offset <= offset)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
+		     size_t len, void *buf, size_t *got, sf_error *err)
+{
+	unsigned char *out = buf;
+	size_t done = 0;
+	uint32_t seg_index;
+
+	*got = 0;
+	if (file->type != SF_NODE_FILE)
+		return sf_error_set(err, SF_ERR_INVALID, "not a regular file");
+	if (offset >= file->size || len == 0)
+		return SF_OK;
+	if (len > file->size - offset)
+		len = (size_t)(file->size - offset);
+	seg_index = segment_at(file, offset);
+	while (done < len) {
+		const sf_segment *seg = &file->segments[seg_index];
+		uint64_t in_seg = offset + done - seg->file_offset;
+		uint64_t shard_pos = seg->shard_offset + in_seg;
+		sf_seek_reader *reader = NULL;
+		sf_seek_frame frame_info;
+		sf_cache_entry *entry;
+		uint32_t frame;
+		size_t take;
+		sf_err rc;
+
+		if (in_seg >= seg->length) {
+			seg_index++;
+			continue;
+		}
+		rc = shard_reader(store, seg->shard, &reader, err);
+		if (rc != SF_OK)
+			goto fail;
+		frame = sf_seek_reader_frame_at(reader, shard_pos);
+		sf_seek_reader_frame(reader, frame, &frame_info);
+		entry = get_frame(store, seg->shard, frame, reader, err);
+		if (!entry) {
+			rc = err ? err->code : SF_ERR_CORRUPT;
+			goto fail;
+		}
+		take = (size_t)(frame_info.decompressed_offset + frame_info.decompressed_size - shard_pos);
+		if (take > seg->length - in_seg)
+			take = (size_t)(seg->length - in_seg);
+		if (take > len - done)
+			take = len - done;
+		copy_substituted(out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
+				 take, seg->subst);
+		sf_cache_put(store->cache, entry);
+		done += take;
+		continue;
+fail:
+		if (err) {
+			char path[SF_MAX_PATH_BYTES];
+			size_t used = strlen(err->message);
+
+			sf_store_node_path(file, path, sizeof(path));
+			snprintf(err->message + used, sizeof(err->message) - used,
+				 " (reading '%s' at byte %" PRIu64 ")", path, offset + done);
+		}
+		return rc;
+	}
+	*got = done;
+	return SF_OK;
+}
+
+void sf_store_prefetch(sf_store *store, uint32_t shard_id, uint64_t shard_offset)
+{
+	sf_seek_reader *reader = NULL;
+	sf_cache_entry *entry;
+	uint32_t frame;
+
+	if (shard_id >= store->shard_count || shard_offset >= store->shards[shard_id].content_bytes)
+		return;
+	if (shard_reader(store, shard_id, &reader, NULL) != SF_OK)
+		return;
+	frame = sf_seek_reader_frame_at(reader, shard_offset);
+	if (sf_cache_contains(store->cache, shard_id, frame))
+		return;
+	entry = get_frame(store, shard_id, frame, reader, NULL);
+	sf_cache_put(store->cache, entry);
+}
+
+void sf_store_cache_stats(sf_store *store, sf_cache_stats *stats)
+{
+	sf_cache_stats_get(store->cache, stats);
+}
+
+void sf_store_index_stats(sf_store *store, uint64_t *loaded, uint64_t *failed)
+{
+	pthread_mutex_lock(&store->tree_lock);
+	*loaded = store->indexes_loaded;
+	*failed = store->index_failures;
+	pthread_mutex_unlock(&store->tree_lock);
+}
+
+/* ---- verify ------------------------------------------------------------ */
+
+typedef struct verifier {
+	sf_store *store;
+	sf_verify_report_fn report;
+	void *context;
+	uint64_t problems;
+	unsigned char *buf;
+	size_t buf_size;
+} verifier;
+
+static void problem(verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void problem(verifier *v, const char *fmt, ...)
+{
+	char message[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	v->problems++;
+	if (v->report)
+		v->report(v->context, message);
+}
+
+static void verify_shard(verifier *v, uint32_t id)
+{
+	sf_seek_reader *reader = NULL;
+	sf_error err = { 0 };
+	uint32_t frame, count;
+	unsigned char *dst;
+
+	if (shard_reader(v->store, id, &reader, &err) != SF_OK) {
+		problem(v, "%s", err.message);
+		return;
+	}
+	count = sf_seek_reader_frame_count(reader);
+	dst = malloc(SF_SEEK_MAX_FRAME_BYTES);
+	if (!dst) {
+		problem(v, "out of memory while verifying shard '%s'", v->store->shards[id].file);
+		return;
+	}
+	for (frame = 0; frame < count; frame++) {
+		sf_seek_frame info;
+
+		sf_seek_reader_frame(reader, frame, &info);
+		if (sf_seek_reader_read_frame(reader, frame, dst, SF_SEEK_MAX_FRAME_BYTES, &err) != SF_OK)
+			problem(v, "%s", err.message);
+	}
+	free(dst);
+}
+
+static void verify_tree(verifier *v, const sf_node *dir)
+{
+	sf_error err = { 0 };
+	uint32_t i;
+
+	if (sf_store_load_dir(v->store, dir, &err) != SF_OK) {
+		problem(v, "%s", err.message);
+		return;
+	}
+	for (i = 0; i < dir->child_count; i++) {
+		const sf_node *node = dir->children[i];
+		char path[SF_MAX_PATH_BYTES];
+
+		if (node->type == SF_NODE_DIR) {
+			verify_tree(v, node);
+			continue;
+		}
+		if (node->type != SF_NODE_FILE)
+			continue;
+		sf_store_node_path(node, path, sizeof(path));
+		{
+			sf_xxh64_state state;
+			uint64_t offset = 0;
+			int failed = 0;
+
+			sf_xxh64_init(&state, 0);
+			while (offset < node->size) {
+				size_t got = 0;
+
+				if (sf_store_read(v->store, node, offset, v->buf_size, v->buf, &got, &err) != SF_OK) {
+					problem(v, "file '%s' is affected: %s", path, err.message);
+					failed = 1;
+					break;
+				}
+				sf_xxh64_update(&state, v->buf, got);
+				offset += got;
+			}
+			if (!failed && node->has_xxh64 && sf_xxh64_digest(&state) != node->xxh64)
+				problem(v, "file '%s': content fingerprint mismatch (expected xxh64 %016" PRIx64
+					   ", got %016" PRIx64 ")",
+					path, node->xxh64, sf_xxh64_digest(&state));
+		}
+	}
+}
+
+uint64_t sf_store_verify(sf_store *store, sf_verify_report_fn report, void *context)
+{
+	verifier v = { store, report, context, 0, NULL, 1u << 20 };
+	uint32_t i;
+
+	for (i = 0; i < store->shard_count; i++)
+		verify_shard(&v, i);
+	v.buf = malloc(v.buf_size);
+	if (!v.buf) {
+		problem(&v, "out of memory");
+		return v.problems;
+	}
+	verify_tree(&v, &store->root);
+	free(v.buf);
+	return v.problems;
+}

@@ -1,0 +1,136 @@
+/*
+ * sf_store.h - opening a store and reading the trees it describes.
+ *
+ * A store (docs/FORMAT.md) is a directory with a root document
+ * (store.json), index documents (index/NNNNN.json) and seekable zstd
+ * shards (shards/NNNNN.zst). Every file the store shows is a list of
+ * segments, each a byte range of one shard's content, optionally served
+ * with newlines substituted. Opening a store reads store.json only; an
+ * index is parsed the first time something below its directory is looked
+ * up, and a shard's seek table the first time one of its frames is read.
+ *
+ * Thread safety: after sf_store_open() every function may be called from
+ * many threads at once.
+ *
+ * Ownership: nodes belong to the store and stay valid until
+ * sf_store_free(); callers never free them.
+ */
+#ifndef SF_STORE_H
+#define SF_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sf_cache.h"
+#include "sf_error.h"
+
+typedef enum sf_node_type {
+	SF_NODE_DIR = 1,
+	SF_NODE_FILE = 2,
+	SF_NODE_SYMLINK = 3
+} sf_node_type;
+
+typedef struct sf_segment {
+	uint64_t file_offset;   /* offset of the segment's first byte in the file */
+	uint64_t shard_offset;  /* offset in the shard's decompressed content */
+	uint64_t length;
+	uint32_t shard;
+	uint8_t subst;          /* SF_SUBST_* */
+} sf_segment;
+
+typedef struct sf_node {
+	char *name;                 /* last path component ("" for the root) */
+	sf_node_type type;
+	uint32_t mode;              /* permission bits (07777) */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint64_t size;              /* files: content bytes; symlinks: target length */
+	uint64_t ino;
+	int has_xxh64;
+	uint64_t xxh64;             /* fingerprint of a file's content, when recorded */
+	sf_segment *segments;
+	uint32_t segment_count;
+	char *target;               /* symlink target */
+	struct sf_node *parent;
+	struct sf_node **children;  /* sorted by name (byte order) once loaded */
+	uint32_t child_count;
+	uint32_t child_capacity;
+	int32_t index_id;           /* >= 0: children come from that index, lazily */
+	int loaded;                 /* children are complete */
+	sf_err load_error;          /* the lazy index failed to load */
+} sf_node;
+
+typedef struct sf_store sf_store;
+
+typedef struct sf_store_options {
+	size_t cache_bytes;         /* decompressed-frame cache budget; 0: default 64 MiB */
+} sf_store_options;
+
+typedef struct sf_shard_info {
+	const char *file;           /* path relative to the store */
+	const char *kind;           /* "step", "files", "raw" */
+	const char *label;          /* step name or other label */
+	uint64_t content_bytes;
+	uint64_t compressed_bytes;
+	uint32_t frames;
+} sf_shard_info;
+
+/* Open the store in directory path. Refuses an unknown major version. */
+sf_err sf_store_open(sf_store **out, const char *path,
+		     const sf_store_options *options, sf_error *err);
+void sf_store_free(sf_store *store);
+
+/* The store's root node (always loaded). */
+const sf_node *sf_store_root(sf_store *store);
+
+/* store.json as parsed (a borrowed jansson json_t *, never NULL). */
+void *sf_store_document(const sf_store *store);
+
+uint32_t sf_store_shard_count(const sf_store *store);
+void sf_store_shard_info(const sf_store *store, uint32_t shard, sf_shard_info *info);
+uint32_t sf_store_index_count(const sf_store *store);
+
+/*
+ * Make sure dir's children are loaded (parsing its index on first use).
+ * Returns the load error on a damaged index, every time it is asked.
+ */
+sf_err sf_store_load_dir(sf_store *store, const sf_node *dir, sf_error *err);
+
+/* Child of a loaded directory by name; NULL when absent. */
+const sf_node *sf_store_child(const sf_node *dir, const char *name);
+
+/* Resolve a '/'-separated path from the root (no symlinks followed). */
+sf_err sf_store_lookup(sf_store *store, const char *path, const sf_node **out,
+		       sf_error *err);
+
+/*
+ * Read up to len bytes of file node at offset into buf; *got receives the
+ * count (short only at end of file). Decompresses only the frames that
+ * cover the range, through the cache. A damaged frame gives SF_ERR_CORRUPT
+ * with the shard, frame and file named in err.
+ */
+sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
+		     size_t len, void *buf, size_t *got, sf_error *err);
+
+/* Decompress into the cache, ahead of need, the frame holding
+   (shard, shard_offset) if not cached. Errors are ignored. */
+void sf_store_prefetch(sf_store *store, uint32_t shard, uint64_t shard_offset);
+
+/* Path of a node from the root, into buf ("" for the root). */
+void sf_store_node_path(const sf_node *node, char *buf, size_t size);
+
+void sf_store_cache_stats(sf_store *store, sf_cache_stats *stats);
+/* indexes loaded so far, and the count of index loads that failed */
+void sf_store_index_stats(sf_store *store, uint64_t *loaded, uint64_t *failed);
+
+/*
+ * Check every frame of every shard and every index: checksums, sizes and
+ * segment references. Each problem is reported through report() (one call
+ * per problem, a complete message naming shard, frame and affected files);
+ * returns the number of problems found (0: the store is intact).
+ */
+typedef void (*sf_verify_report_fn)(void *context, const char *message);
+uint64_t sf_store_verify(sf_store *store, sf_verify_report_fn report,
+			 void *context);
+
+#endif

@@ -1,0 +1,641 @@
+/*
+ * stepfs - mount a stepfs store read-only with FUSE (low-level API).
+ *
+ * The store's nodes live as long as the mount, so a node's address is its
+ * FUSE inode number (the root is FUSE_ROOT_ID). Everything is immutable
+ * while mounted: entries, attributes and file pages are cached by the
+ * kernel with long timeouts.
+ */
+#define FUSE_USE_VERSION 34
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "sf_format.h"
+#include "sf_store.h"
+#include "sf_util.h"
+
+#define CACHE_TIMEOUT_SECONDS 86400.0
+#define STATS_DIR ".stepfs"
+
+typedef struct stepfs {
+	sf_store *store;
+	const char *store_path;
+	uid_t uid;
+	gid_t gid;
+	int foreground;
+	/* counters the library does not keep */
+	uint64_t bytes_served, reads, read_errors, open_files;
+	pthread_mutex_t lock;
+	/* the .stepfs/ folder: virtual nodes outside the store's tree */
+	sf_node stats_dir, stats_json, metrics;
+} stepfs;
+
+static stepfs fs_state;
+static char stats_dir_name[] = STATS_DIR, stats_json_name[] = "stats.json", metrics_name[] = "metrics";
+
+static void log_error(const char *message)
+{
+	syslog(LOG_ERR, "%s", message);
+	if (fs_state.foreground)
+		fprintf(stderr, "stepfs: %s\n", message);
+}
+
+static const sf_node *node_of(fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return sf_store_root(fs_state.store);
+	return (const sf_node *)(uintptr_t)ino;
+}
+
+static fuse_ino_t ino_of(const sf_node *node)
+{
+	if (node == sf_store_root(fs_state.store))
+		return FUSE_ROOT_ID;
+	return (fuse_ino_t)(uintptr_t)node;
+}
+
+static int is_virtual(const sf_node *node)
+{
+	return node == &fs_state.stats_dir || node == &fs_state.stats_json || node == &fs_state.metrics;
+}
+
+static void fill_stat(const sf_node *node, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = node->ino;
+	st->st_uid = fs_state.uid;
+	st->st_gid = fs_state.gid;
+	st->st_mtim.tv_sec = node->mtime_sec;
+	st->st_mtim.tv_nsec = node->mtime_nsec;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+	st->st_blksize = 128 * 1024;
+	switch (node->type) {
+	case SF_NODE_DIR:
+		st->st_mode = S_IFDIR | node->mode;
+		st->st_nlink = 2;
+		break;
+	case SF_NODE_SYMLINK:
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		st->st_size = (off_t)node->size;
+		break;
+	default:
+		st->st_mode = S_IFREG | node->mode;
+		st->st_nlink = 1;
+		st->st_size = (off_t)node->size;
+		st->st_blocks = (blkcnt_t)((node->size + 511) / 512);
+		break;
+	}
+}
+
+static int reply_error(fuse_req_t req, const sf_error *err)
+{
+	if (err->code != SF_ERR_NOTFOUND)
+		log_error(err->message);
+	return fuse_reply_err(req, -sf_err_to_errno(err->code));
+}
+
+/* ---- the .stepfs/ counters ---------------------------------------------- */
+
+static char *render_stats(int prometheus)
+{
+	sf_cache_stats cs;
+	uint64_t loaded = 0, failed = 0, served, reads, read_errors, open_files;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	double hit_rate;
+
+	if (!out)
+		return NULL;
+	sf_store_cache_stats(fs_state.store, &cs);
+	sf_store_index_stats(fs_state.store, &loaded, &failed);
+	pthread_mutex_lock(&fs_state.lock);
+	served = fs_state.bytes_served;
+	reads = fs_state.reads;
+	read_errors = fs_state.read_errors;
+	open_files = fs_state.open_files;
+	pthread_mutex_unlock(&fs_state.lock);
+	hit_rate = cs.hits + cs.misses ? (double)cs.hits / (double)(cs.hits + cs.misses) : 0.0;
+	if (prometheus) {
+		fprintf(out,
+			"# HELP stepfs_frames_decompressed_total Frames decompressed into the cache.\n"
+			"# TYPE stepfs_frames_decompressed_total counter\n"
+			"stepfs_frames_decompressed_total %" PRIu64 "\n"
+			"# TYPE stepfs_cache_hits_total counter\nstepfs_cache_hits_total %" PRIu64 "\n"
+			"# TYPE stepfs_cache_misses_total counter\nstepfs_cache_misses_total %" PRIu64 "\n"
+			"# TYPE stepfs_cache_evictions_total counter\nstepfs_cache_evictions_total %" PRIu64 "\n"
+			"# TYPE stepfs_cache_bytes gauge\nstepfs_cache_bytes %" PRIu64 "\n"
+			"# TYPE stepfs_cache_budget_bytes gauge\nstepfs_cache_budget_bytes %" PRIu64 "\n"
+			"# TYPE stepfs_bytes_served_total counter\nstepfs_bytes_served_total %" PRIu64 "\n"
+			"# TYPE stepfs_bytes_decompressed_total counter\nstepfs_bytes_decompressed_total %" PRIu64 "\n"
+			"# TYPE stepfs_reads_total counter\nstepfs_reads_total %" PRIu64 "\n"
+			"# TYPE stepfs_read_errors_total counter\nstepfs_read_errors_total %" PRIu64 "\n"
+			"# TYPE stepfs_open_files gauge\nstepfs_open_files %" PRIu64 "\n"
+			"# TYPE stepfs_indexes_loaded gauge\nstepfs_indexes_loaded %" PRIu64 "\n"
+			"# TYPE stepfs_index_failures_total counter\nstepfs_index_failures_total %" PRIu64 "\n",
+			cs.misses, cs.hits, cs.misses, cs.evictions, cs.bytes_in_use, cs.budget_bytes, served,
+			cs.bytes_decompressed, reads, read_errors, open_files, loaded, failed);
+	} else {
+		fprintf(out,
+			"{\n  \"frames_decompressed\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
+			",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_rate\": %.4f,\n"
+			"  \"cache_evictions\": %" PRIu64 ",\n  \"cache_bytes\": %" PRIu64 ",\n"
+			"  \"cache_budget_bytes\": %" PRIu64 ",\n  \"bytes_served\": %" PRIu64 ",\n"
+			"  \"bytes_decompressed\": %" PRIu64 ",\n  \"reads\": %" PRIu64 ",\n"
+			"  \"read_errors\": %" PRIu64 ",\n  \"open_files\": %" PRIu64 ",\n"
+			"  \"indexes_loaded\": %" PRIu64 ",\n  \"index_failures\": %" PRIu64 "\n}\n",
+			cs.misses, cs.hits, cs.misses, hit_rate, cs.evictions, cs.bytes_in_use, cs.budget_bytes,
+			served, cs.bytes_decompressed, reads, read_errors, open_files, loaded, failed);
+	}
+	fclose(out);
+	return text;
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	const sf_node *parent = node_of(parent_ino), *child = NULL;
+	struct fuse_entry_param entry;
+	sf_error err = { 0 };
+
+	if (parent == &fs_state.stats_dir) {
+		if (strcmp(name, "stats.json") == 0)
+			child = &fs_state.stats_json;
+		else if (strcmp(name, "metrics") == 0)
+			child = &fs_state.metrics;
+	} else if (parent->type != SF_NODE_DIR || is_virtual(parent)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	} else if (parent_ino == FUSE_ROOT_ID && strcmp(name, STATS_DIR) == 0) {
+		child = &fs_state.stats_dir;
+	} else {
+		if (sf_store_load_dir(fs_state.store, parent, &err) != SF_OK) {
+			reply_error(req, &err);
+			return;
+		}
+		child = sf_store_child(parent, name);
+	}
+	memset(&entry, 0, sizeof(entry));
+	if (!child) {
+		/* negative entries are cached too: the tree never changes */
+		entry.entry_timeout = CACHE_TIMEOUT_SECONDS;
+		fuse_reply_entry(req, &entry);
+		return;
+	}
+	entry.ino = ino_of(child);
+	entry.generation = 1;
+	entry.attr_timeout = is_virtual(child) ? 0 : CACHE_TIMEOUT_SECONDS;
+	entry.entry_timeout = CACHE_TIMEOUT_SECONDS;
+	fill_stat(child, &entry.attr);
+	fuse_reply_entry(req, &entry);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+
+	(void)fi;
+	fill_stat(node_of(ino), &st);
+	fuse_reply_attr(req, &st, is_virtual(node_of(ino)) ? 0 : CACHE_TIMEOUT_SECONDS);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	const sf_node *node = node_of(ino);
+
+	if (node->type != SF_NODE_SYMLINK)
+		fuse_reply_err(req, EINVAL);
+	else
+		fuse_reply_readlink(req, node->target);
+}
+
+typedef struct virtual_file {
+	char *text;
+	size_t len;
+} virtual_file;
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const sf_node *node = node_of(ino);
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (node->type == SF_NODE_DIR) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if (node == &fs_state.stats_json || node == &fs_state.metrics) {
+		virtual_file *vf = calloc(1, sizeof(*vf));
+
+		if (!vf || !(vf->text = render_stats(node == &fs_state.metrics))) {
+			free(vf);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		vf->len = strlen(vf->text);
+		fi->fh = (uint64_t)(uintptr_t)vf;
+		fi->direct_io = 1; /* its size changes from one open to the next */
+	} else {
+		fi->fh = 0;
+		fi->keep_cache = 1;
+	}
+	pthread_mutex_lock(&fs_state.lock);
+	fs_state.open_files++;
+	pthread_mutex_unlock(&fs_state.lock);
+	fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	virtual_file *vf = (virtual_file *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (vf) {
+		free(vf->text);
+		free(vf);
+	}
+	pthread_mutex_lock(&fs_state.lock);
+	fs_state.open_files--;
+	pthread_mutex_unlock(&fs_state.lock);
+	fuse_reply_err(req, 0);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		    struct fuse_file_info *fi)
+{
+	const sf_node *node = node_of(ino);
+	virtual_file *vf = (virtual_file *)(uintptr_t)fi->fh;
+	sf_error err = { 0 };
+	size_t got = 0;
+	char *buf;
+
+	if (vf) {
+		if ((uint64_t)offset >= vf->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, vf->text + offset,
+				       size < vf->len - (size_t)offset ? size : vf->len - (size_t)offset);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (sf_store_read(fs_state.store, node, (uint64_t)offset, size, buf, &got, &err) != SF_OK) {
+		pthread_mutex_lock(&fs_state.lock);
+		fs_state.read_errors++;
+		pthread_mutex_unlock(&fs_state.lock);
+		reply_error(req, &err);
+	} else {
+		pthread_mutex_lock(&fs_state.lock);
+		fs_state.reads++;
+		fs_state.bytes_served += got;
+		pthread_mutex_unlock(&fs_state.lock);
+		fuse_reply_buf(req, buf, got);
+	}
+	free(buf);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const sf_node *node = node_of(ino);
+	sf_error err = { 0 };
+
+	if (node->type != SF_NODE_DIR) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (!is_virtual(node) && sf_store_load_dir(fs_state.store, node, &err) != SF_OK) {
+		reply_error(req, &err);
+		return;
+	}
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+/* Entry i of a directory listing: ".", "..", children, then .stepfs at the root. */
+static const sf_node *dir_entry(const sf_node *dir, fuse_ino_t ino, size_t i, const char **name)
+{
+	size_t count;
+
+	if (i == 0) {
+		*name = ".";
+		return dir;
+	}
+	if (i == 1) {
+		*name = "..";
+		return dir->parent ? dir->parent : dir;
+	}
+	i -= 2;
+	if (dir == &fs_state.stats_dir) {
+		if (i == 0) {
+			*name = "stats.json";
+			return &fs_state.stats_json;
+		}
+		if (i == 1) {
+			*name = "metrics";
+			return &fs_state.metrics;
+		}
+		return NULL;
+	}
+	count = dir->child_count;
+	if (i < count) {
+		*name = dir->children[i]->name;
+		return dir->children[i];
+	}
+	if (ino == FUSE_ROOT_ID && i == count) {
+		*name = STATS_DIR;
+		return &fs_state.stats_dir;
+	}
+	return NULL;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi)
+{
+	const sf_node *dir = node_of(ino), *child;
+	char *buf = malloc(size ? size : 1);
+	size_t used = 0, i = (size_t)offset;
+	const char *name;
+
+	(void)fi;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	while ((child = dir_entry(dir, ino, i, &name)) != NULL) {
+		struct stat st;
+		size_t need;
+
+		memset(&st, 0, sizeof(st));
+		st.st_ino = child->ino;
+		st.st_mode = child->type == SF_NODE_DIR ? S_IFDIR : child->type == SF_NODE_SYMLINK ? S_IFLNK : S_IFREG;
+		need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
+		if (need > size - used)
+			break;
+		used += need;
+		i++;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+		uint32_t i;
+	uint64_t bytes = 0;
+
+	(void)ino;
+	for (i = 0; i < sf_store_shard_count(fs_state.store); i++) {
+		sf_shard_info info;
+
+		sf_store_shard_info(fs_state.store, i, &info);
+		bytes += info.compressed_bytes;
+	}
+	memset(&st, 0, sizeof(st));
+	st.f_bsize = 4096;
+	st.f_frsize = 4096;
+	st.f_blocks = (fsblkcnt_t)((bytes + 4095) / 4096);
+	st.f_namemax = SF_MAX_NAME_BYTES;
+	st.f_flag = ST_RDONLY;
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	conn->max_readahead = 1u << 20;
+}
+
+/* Writes never reach here on a read-only mount; answer plainly if they do. */
+static void op_erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			     struct fuse_file_info *fi)
+{
+	(void)ino; (void)attr; (void)to_set; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			    struct fuse_file_info *fi)
+{
+	(void)parent; (void)name; (void)mode; (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent; (void)name; (void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void op_erofs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent; (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops operations = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.statfs = op_statfs,
+	.setattr = op_erofs_setattr,
+	.create = op_erofs_create,
+	.mkdir = op_erofs_mkdir,
+	.unlink = op_erofs_unlink,
+	.rmdir = op_erofs_unlink,
+};
+
+/* ---- command line -------------------------------------------------------- */
+
+typedef struct options {
+	char *store;
+	unsigned long cache_mib;
+	int show_help, show_version;
+} options;
+
+enum { KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt option_spec[] = {
+	{ "cache_size=%lu", offsetof(options, cache_mib), 0 },
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	options *opts = data;
+
+	(void)outargs;
+	if (key == KEY_HELP) {
+		opts->show_help = 1;
+		return 0;
+	}
+	if (key == KEY_VERSION) {
+		opts->show_version = 1;
+		return 0;
+	}
+	if (key == FUSE_OPT_KEY_NONOPT && !opts->store) {
+		opts->store = strdup(arg);
+		return 0;
+	}
+	return 1;
+}
+
+static void usage(FILE *out)
+{
+	fputs("usage: stepfs STORE MOUNTPOINT [-f] [-d] [-s] [-o OPTION[,OPTION...]]\n"
+	      "\n"
+	      "Mounts a stepfs store read-only. Unmount with: fusermount3 -u MOUNTPOINT\n"
+	      "\n"
+	      "options:\n"
+	      "  -f                  stay in the foreground\n"
+	      "  -d                  debug output (implies -f)\n"
+	      "  -s                  one thread\n"
+	      "  -o cache_size=MIB   decompressed-frame cache (default 64)\n"
+	      "  -o allow_other      let other users read the mount (needs user_allow_other\n"
+	      "                      in /etc/fuse.conf when not root)\n"
+	      "  -o max_threads=N    worker threads (default 10)\n"
+	      "  other -o options are FUSE mount options (see mount.fuse3(8))\n"
+	      "\n"
+	      "exit codes: 0 unmounted cleanly, 1 the store could not be opened or mounted,\n"
+	      "  2 usage error\n",
+	      out);
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmdline;
+	struct fuse_loop_config *loop_config = NULL;
+	struct fuse_session *session = NULL;
+	sf_store_options store_options;
+	options opts;
+	sf_error err = { 0 };
+	int rc = 1;
+
+	memset(&opts, 0, sizeof(opts));
+	memset(&cmdline, 0, sizeof(cmdline));
+	if (fuse_opt_parse(&args, &opts, option_spec, option_proc) != 0)
+		return 2;
+	if (opts.show_help) {
+		usage(stdout);
+		fuse_opt_free_args(&args);
+		return 0;
+	}
+	if (opts.show_version) {
+		printf("stepfs %s (store format %d.%d, libfuse %s)\n", SF_VERSION, SF_FORMAT_MAJOR,
+		       SF_FORMAT_MINOR, fuse_pkgversion());
+		fuse_opt_free_args(&args);
+		return 0;
+	}
+	if (fuse_parse_cmdline(&args, &cmdline) != 0 || !opts.store || !cmdline.mountpoint) {
+		usage(stderr);
+		rc = 2;
+		goto out;
+	}
+	fuse_opt_add_arg(&args, "-oro");
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	{
+		char fsname[PATH_MAX + 16];
+
+		snprintf(fsname, sizeof(fsname), "-ofsname=%s", opts.store);
+		fuse_opt_add_arg(&args, fsname);
+		fuse_opt_add_arg(&args, "-osubtype=stepfs");
+	}
+	openlog("stepfs", LOG_PID, LOG_DAEMON);
+	memset(&store_options, 0, sizeof(store_options));
+	store_options.cache_bytes = (size_t)(opts.cache_mib ? opts.cache_mib : 64) << 20;
+	if (sf_store_open(&fs_state.store, opts.store, &store_options, &err) != SF_OK) {
+		fprintf(stderr, "stepfs: %s\n", err.message);
+		goto out;
+	}
+	fs_state.store_path = opts.store;
+	fs_state.uid = getuid();
+	fs_state.gid = getgid();
+	fs_state.foreground = cmdline.foreground;
+	pthread_mutex_init(&fs_state.lock, NULL);
+	fs_state.stats_dir.name = stats_dir_name;
+	fs_state.stats_dir.type = SF_NODE_DIR;
+	fs_state.stats_dir.mode = 0555;
+	fs_state.stats_dir.ino = UINT64_MAX - 1;
+	fs_state.stats_dir.loaded = 1;
+	fs_state.stats_dir.parent = (sf_node *)(uintptr_t)sf_store_root(fs_state.store);
+	fs_state.stats_json.name = stats_json_name;
+	fs_state.stats_json.type = SF_NODE_FILE;
+	fs_state.stats_json.mode = 0444;
+	fs_state.stats_json.ino = UINT64_MAX - 2;
+	fs_state.stats_json.parent = &fs_state.stats_dir;
+	fs_state.metrics = fs_state.stats_json;
+	fs_state.metrics.name = metrics_name;
+	fs_state.metrics.ino = UINT64_MAX - 3;
+
+	session = fuse_session_new(&args, &operations, sizeof(operations), NULL);
+	if (!session)
+		goto out;
+	if (fuse_set_signal_handlers(session) != 0)
+		goto out;
+	if (fuse_session_mount(session, cmdline.mountpoint) != 0) {
+		fprintf(stderr, "stepfs: cannot mount '%s' on '%s'\n", opts.store, cmdline.mountpoint);
+		fuse_remove_signal_handlers(session);
+		goto out;
+	}
+	fuse_daemonize(cmdline.foreground);
+	if (cmdline.singlethread) {
+		rc = fuse_session_loop(session);
+	} else {
+		loop_config = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop_config, cmdline.clone_fd);
+		fuse_loop_cfg_set_max_threads(loop_config, cmdline.max_threads);
+		fuse_loop_cfg_set_idle_threads(loop_config, cmdline.max_idle_threads);
+		rc = fuse_session_loop_mt(session, loop_config);
+	}
+	rc = rc == 0 ? 0 : 1;
+	fuse_session_unmount(session);
+	fuse_remove_signal_handlers(session);
+out:
+	if (loop_config)
+		fuse_loop_cfg_destroy(loop_config);
+	if (session)
+		fuse_session_destroy(session);
+	sf_store_free(fs_state.store);
+	free(cmdline.mountpoint);
+	free(opts.store);
+	fuse_opt_free_args(&args);
+	return rc;
+}
