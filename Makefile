@@ -73,7 +73,10 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/stepstore: $(BUILD)/codecs/tools/stepstore.o $(LIB)
+TOOL_SRC := $(wildcard codecs/tools/*.c)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+
+$(BUILD)/stepstore: $(TOOL_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIB_LIBS)
 
 $(BUILD)/stepfs: $(BUILD)/fs/stepfs.o $(LIB)

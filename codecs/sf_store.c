@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ struct sf_store {
 	pthread_mutex_t tree_lock;
 	pthread_mutex_t shard_lock;
 	uint64_t next_ino;
+	int lock_fd;              /* store.json, held with a shared flock while open */
 	uint64_t indexes_loaded, index_failures;
 	sf_cache *cache;
 };
@@ -262,6 +264,7 @@ sf_err sf_store_open(sf_store **out, const char *path,
 	lock_init(&store->shard_lock);
 	store->path = sf_strdup(path);
 	store->next_ino = 2;
+	store->lock_fd = -1;
 	store->root.name = sf_strdup("");
 	store->root.type = SF_NODE_DIR;
 	store->root.mode = 0755;
@@ -315,6 +318,11 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		goto fail;
 	}
 	store->root.index_id = (int32_t)root_index;
+	/* A shared lock on store.json says "in use" to `stepstore gc`, which
+	   takes it exclusively before it removes a store. */
+	store->lock_fd = open(root_path, O_RDONLY | O_CLOEXEC);
+	if (store->lock_fd >= 0)
+		flock(store->lock_fd, LOCK_SH | LOCK_NB);
 	store->cache = sf_cache_create(options && options->cache_bytes ? options->cache_bytes
 							       : (size_t)64 << 20);
 	if (!store->cache) {
@@ -373,6 +381,8 @@ void sf_store_free(sf_store *store)
 		json_decref(store->document);
 	pthread_mutex_destroy(&store->tree_lock);
 	pthread_mutex_destroy(&store->shard_lock);
+	if (store->lock_fd >= 0)
+		close(store->lock_fd);
 	free(store->path);
 	free(store);
 }
@@ -1005,6 +1015,32 @@ fail:
 	}
 	*got = done;
 	return SF_OK;
+}
+
+int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard,
+		    uint64_t *shard_offset)
+{
+	const sf_segment *seg;
+
+	if (file->type != SF_NODE_FILE || offset >= file->size || file->segment_count == 0)
+		return 0;
+	seg = &file->segments[segment_at(file, offset)];
+	*shard = seg->shard;
+	*shard_offset = seg->shard_offset + (offset - seg->file_offset);
+	return 1;
+}
+
+/* The frame after the one holding shard_offset, for read-ahead. */
+uint64_t sf_store_next_frame_offset(sf_store *store, uint32_t shard_id, uint64_t shard_offset)
+{
+	sf_seek_reader *reader = NULL;
+	sf_seek_frame info;
+
+	if (shard_id >= store->shard_count || shard_reader(store, shard_id, &reader, NULL) != SF_OK ||
+	    shard_offset >= sf_seek_reader_content_size(reader))
+		return UINT64_MAX;
+	sf_seek_reader_frame(reader, sf_seek_reader_frame_at(reader, shard_offset), &info);
+	return info.decompressed_offset + info.decompressed_size;
 }
 
 void sf_store_prefetch(sf_store *store, uint32_t shard_id, uint64_t shard_offset)

@@ -75,7 +75,9 @@ typedef struct sf_shard_info {
 	uint32_t frames;
 } sf_shard_info;
 
-/* Open the store in directory path. Refuses an unknown major version. */
+/* Open the store in directory path. Refuses an unknown major version.
+   While open, the store holds a shared flock(2) on its store.json: a
+   process that wants to remove the store takes LOCK_EX | LOCK_NB first. */
 sf_err sf_store_open(sf_store **out, const char *path,
 		     const sf_store_options *options, sf_error *err);
 void sf_store_free(sf_store *store);
@@ -112,9 +114,18 @@ sf_err sf_store_lookup(sf_store *store, const char *path, const sf_node **out,
 sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
 		     size_t len, void *buf, size_t *got, sf_error *err);
 
+/* Where file byte `offset` lives: its shard and shard content offset.
+   Returns 0 past the end of the file. */
+int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard,
+		    uint64_t *shard_offset);
+
 /* Decompress into the cache, ahead of need, the frame holding
    (shard, shard_offset) if not cached. Errors are ignored. */
 void sf_store_prefetch(sf_store *store, uint32_t shard, uint64_t shard_offset);
+
+/* Content offset where the frame after the one holding shard_offset
+   begins; UINT64_MAX when there is none. */
+uint64_t sf_store_next_frame_offset(sf_store *store, uint32_t shard, uint64_t shard_offset);
 
 /* Path of a node from the root, into buf ("" for the root). */
 void sf_store_node_path(const sf_node *node, char *buf, size_t size);

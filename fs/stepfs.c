@@ -224,14 +224,104 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_readlink(req, node->target);
 }
 
-typedef struct virtual_file {
+/* What an open file handle carries: the rendered text of a .stepfs file,
+   or the offset a sequential reader will ask for next. */
+typedef struct open_file {
 	char *text;
 	size_t len;
-} virtual_file;
+	uint64_t next_offset;
+} open_file;
+
+/* ---- read-ahead ------------------------------------------------------------
+ * A sequential reader's next frames are decompressed by one background
+ * thread while the current ones are copied out. Requests go through a small
+ * ring; when it is full a request is dropped (read-ahead is only a hint). */
+
+#define PREFETCH_RING 64
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	int running, stop;
+	uint32_t shard[PREFETCH_RING];
+	uint64_t offset[PREFETCH_RING];
+	unsigned head, tail;
+} prefetcher;
+
+static void prefetch_push(uint32_t shard, uint64_t offset)
+{
+	pthread_mutex_lock(&prefetcher.lock);
+	if (prefetcher.head - prefetcher.tail < PREFETCH_RING) {
+		prefetcher.shard[prefetcher.head % PREFETCH_RING] = shard;
+		prefetcher.offset[prefetcher.head % PREFETCH_RING] = offset;
+		prefetcher.head++;
+		pthread_cond_signal(&prefetcher.wake);
+	}
+	pthread_mutex_unlock(&prefetcher.lock);
+}
+
+static void *prefetch_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&prefetcher.lock);
+	while (!prefetcher.stop) {
+		uint32_t shard;
+		uint64_t offset;
+
+		if (prefetcher.head == prefetcher.tail) {
+			pthread_cond_wait(&prefetcher.wake, &prefetcher.lock);
+			continue;
+		}
+		shard = prefetcher.shard[prefetcher.tail % PREFETCH_RING];
+		offset = prefetcher.offset[prefetcher.tail % PREFETCH_RING];
+		prefetcher.tail++;
+		pthread_mutex_unlock(&prefetcher.lock);
+		sf_store_prefetch(fs_state.store, shard, offset);
+		pthread_mutex_lock(&prefetcher.lock);
+	}
+	pthread_mutex_unlock(&prefetcher.lock);
+	return NULL;
+}
+
+static void prefetch_start(void)
+{
+	pthread_mutex_init(&prefetcher.lock, NULL);
+	pthread_cond_init(&prefetcher.wake, NULL);
+	prefetcher.running = pthread_create(&prefetcher.thread, NULL, prefetch_main, NULL) == 0;
+}
+
+static void prefetch_stop(void)
+{
+	if (!prefetcher.running)
+		return;
+	pthread_mutex_lock(&prefetcher.lock);
+	prefetcher.stop = 1;
+	pthread_cond_signal(&prefetcher.wake);
+	pthread_mutex_unlock(&prefetcher.lock);
+	pthread_join(prefetcher.thread, NULL);
+	prefetcher.running = 0;
+}
+
+/* After a sequential read ending at `end`: the frame holding the next
+   byte and the one after it. */
+static void read_ahead(const sf_node *node, uint64_t end)
+{
+	uint32_t shard;
+	uint64_t offset, next;
+
+	if (!prefetcher.running || !sf_store_locate(node, end, &shard, &offset))
+		return;
+	prefetch_push(shard, offset);
+	next = sf_store_next_frame_offset(fs_state.store, shard, offset);
+	if (next != UINT64_MAX)
+		prefetch_push(shard, next);
+}
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	const sf_node *node = node_of(ino);
+	open_file *of;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
@@ -241,21 +331,23 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	of = calloc(1, sizeof(*of));
+	if (!of) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
 	if (node == &fs_state.stats_json || node == &fs_state.metrics) {
-		virtual_file *vf = calloc(1, sizeof(*vf));
-
-		if (!vf || !(vf->text = render_stats(node == &fs_state.metrics))) {
-			free(vf);
+		if (!(of->text = render_stats(node == &fs_state.metrics))) {
+			free(of);
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		vf->len = strlen(vf->text);
-		fi->fh = (uint64_t)(uintptr_t)vf;
+		of->len = strlen(of->text);
 		fi->direct_io = 1; /* its size changes from one open to the next */
 	} else {
-		fi->fh = 0;
 		fi->keep_cache = 1;
 	}
+	fi->fh = (uint64_t)(uintptr_t)of;
 	pthread_mutex_lock(&fs_state.lock);
 	fs_state.open_files++;
 	pthread_mutex_unlock(&fs_state.lock);
@@ -264,12 +356,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	virtual_file *vf = (virtual_file *)(uintptr_t)fi->fh;
+	open_file *of = (open_file *)(uintptr_t)fi->fh;
 
 	(void)ino;
-	if (vf) {
-		free(vf->text);
-		free(vf);
+	if (of) {
+		free(of->text);
+		free(of);
 	}
 	pthread_mutex_lock(&fs_state.lock);
 	fs_state.open_files--;
@@ -281,17 +373,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
 	const sf_node *node = node_of(ino);
-	virtual_file *vf = (virtual_file *)(uintptr_t)fi->fh;
+	open_file *of = (open_file *)(uintptr_t)fi->fh;
 	sf_error err = { 0 };
 	size_t got = 0;
 	char *buf;
 
-	if (vf) {
-		if ((uint64_t)offset >= vf->len)
+	if (of && of->text) {
+		if ((uint64_t)offset >= of->len)
 			fuse_reply_buf(req, NULL, 0);
 		else
-			fuse_reply_buf(req, vf->text + offset,
-				       size < vf->len - (size_t)offset ? size : vf->len - (size_t)offset);
+			fuse_reply_buf(req, of->text + offset,
+				       size < of->len - (size_t)offset ? size : of->len - (size_t)offset);
 		return;
 	}
 	buf = malloc(size ? size : 1);
@@ -310,6 +402,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		fs_state.bytes_served += got;
 		pthread_mutex_unlock(&fs_state.lock);
 		fuse_reply_buf(req, buf, got);
+		if (of) {
+			uint64_t expected = __atomic_exchange_n(&of->next_offset, (uint64_t)offset + got,
+								__ATOMIC_RELAXED);
+
+			if (expected == (uint64_t)offset && got == size)
+				read_ahead(node, (uint64_t)offset + got);
+		}
 	}
 	free(buf);
 }
@@ -616,6 +715,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fuse_daemonize(cmdline.foreground);
+	prefetch_start(); /* after fork: threads do not survive it */
 	if (cmdline.singlethread) {
 		rc = fuse_session_loop(session);
 	} else {
@@ -626,6 +726,7 @@ int main(int argc, char **argv)
 		rc = fuse_session_loop_mt(session, loop_config);
 	}
 	rc = rc == 0 ? 0 : 1;
+	prefetch_stop();
 	fuse_session_unmount(session);
 	fuse_remove_signal_handlers(session);
 out:
