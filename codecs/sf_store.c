@@ -1017,7 +1017,7 @@ fail:
 	return SF_OK;
 }
 
-int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard,
+int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard_id,
 		    uint64_t *shard_offset)
 {
 	const sf_segment *seg;
@@ -1025,7 +1025,7 @@ int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard,
 	if (file->type != SF_NODE_FILE || offset >= file->size || file->segment_count == 0)
 		return 0;
 	seg = &file->segments[segment_at(file, offset)];
-	*shard = seg->shard;
+	*shard_id = seg->shard;
 	*shard_offset = seg->shard_offset + (offset - seg->file_offset);
 	return 1;
 }
