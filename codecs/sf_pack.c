@@ -1520,12 +1520,11 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 		step_view = view_path(prefix, step_dir_name);
 		json_array_append_new(root_entries, dir_json(step_view, 0555, mtime_sec, mtime_nsec, index_id));
 		safe = safe_name(names[i]);
-		link_path = safe ? sf_path_join(prefix[0] ? prefix : "", "by-name") : NULL;
-		if (link_path && !prefix[0]) {
-			free(link_path);
-			link_path = sf_strdup("by-name");
-		}
-		if (link_path) {
+		link_path = view_path(prefix, "by-name");
+		if (link_path && i == 0)
+			json_array_append_new(root_entries, dir_json(link_path, 0555, manager ? manager->mtime_sec : 0,
+								     manager ? manager->mtime_nsec : 0, -1));
+		if (safe && link_path) {
 			char *full_link = sf_path_join(link_path, safe);
 
 			link_target = sf_path_join("..", step_dir_name);

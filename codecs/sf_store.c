@@ -318,6 +318,19 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		goto fail;
 	}
 	store->root.index_id = (int32_t)root_index;
+	{
+		/* the root shows the packed folder's time; it is read-only */
+		json_t *mtime = json_object_get(json_object_get(store->document, "source"), "mtime");
+
+		store->root.mode = 0555;
+		if (json_is_array(mtime) && json_is_integer(json_array_get(mtime, 0)) &&
+		    json_is_integer(json_array_get(mtime, 1)) &&
+		    json_integer_value(json_array_get(mtime, 1)) >= 0 &&
+		    json_integer_value(json_array_get(mtime, 1)) < 1000000000) {
+			store->root.mtime_sec = json_integer_value(json_array_get(mtime, 0));
+			store->root.mtime_nsec = (uint32_t)json_integer_value(json_array_get(mtime, 1));
+		}
+	}
 	/* A shared lock on store.json says "in use" to `stepstore gc`, which
 	   takes it exclusively before it removes a store. */
 	store->lock_fd = open(root_path, O_RDONLY | O_CLOEXEC);
@@ -595,7 +608,9 @@ static sf_node *parent_for(sf_store *store, sf_node *base, const char *path,
 			if (!child)
 				return NULL;
 			child->type = SF_NODE_DIR;
-			child->mode = 0755;
+			child->mode = 0555;
+			child->mtime_sec = dir->mtime_sec;
+			child->mtime_nsec = dir->mtime_nsec;
 			child->loaded = 1;
 		} else if (child->type != SF_NODE_DIR || child->index_id >= 0) {
 			return NULL;

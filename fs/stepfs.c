@@ -695,11 +695,14 @@ int main(int argc, char **argv)
 	fs_state.stats_dir.ino = UINT64_MAX - 1;
 	fs_state.stats_dir.loaded = 1;
 	fs_state.stats_dir.parent = (sf_node *)(uintptr_t)sf_store_root(fs_state.store);
+	fs_state.stats_dir.mtime_sec = fs_state.stats_dir.parent->mtime_sec;
+	fs_state.stats_dir.mtime_nsec = fs_state.stats_dir.parent->mtime_nsec;
 	fs_state.stats_json.name = stats_json_name;
 	fs_state.stats_json.type = SF_NODE_FILE;
 	fs_state.stats_json.mode = 0444;
 	fs_state.stats_json.ino = UINT64_MAX - 2;
 	fs_state.stats_json.parent = &fs_state.stats_dir;
+	fs_state.stats_json.mtime_sec = fs_state.stats_dir.mtime_sec;
 	fs_state.metrics = fs_state.stats_json;
 	fs_state.metrics.name = metrics_name;
 	fs_state.metrics.ino = UINT64_MAX - 3;
