@@ -4,11 +4,21 @@
 #   make check           unit tests, fuzz corpus replay and mount tests
 #   make SANITIZE=address,undefined check
 #   make fuzz            run every libFuzzer target for FUZZ_SECONDS each
-#   make install         PREFIX, DESTDIR, BINDIR, MANDIR honoured
+#   make install         PREFIX, DESTDIR, BINDIR, MANDIR, DOCDIR,
+#                        MOUNT_HELPER_DIR honoured; make uninstall
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/stepfs
+# mount(8) looks for mount.TYPE helpers in /sbin only (also /sbin/fs.d and
+# /sbin/fs), whatever the prefix; an install under any other prefix keeps
+# the helper inside the prefix, where it can still be run by hand.
+ifneq ($(filter /usr /usr/local /usr/ /usr/local/,$(PREFIX)),)
+MOUNT_HELPER_DIR ?= /sbin
+else
+MOUNT_HELPER_DIR ?= $(PREFIX)/sbin
+endif
 DESTDIR ?=
 VERSION := 0.1.0
 
@@ -118,13 +128,20 @@ fuzz: $(FUZZ_BIN)
 	done
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MOUNT_HELPER_DIR)
 	install -m 755 $(BUILD)/stepstore $(BUILD)/stepfs $(DESTDIR)$(BINDIR)/
 	install -m 644 docs/man/stepfs.1 docs/man/stepstore.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/config.example.yaml $(DESTDIR)$(DOCDIR)/config.example.yaml
+	sed 's|@BINDIR@|$(BINDIR)|g' fs/mount.fuse.stepfs.in >$(BUILD)/mount.fuse.stepfs
+	install -m 755 $(BUILD)/mount.fuse.stepfs $(DESTDIR)$(MOUNT_HELPER_DIR)/mount.fuse.stepfs
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/stepstore $(DESTDIR)$(BINDIR)/stepfs \
-		$(DESTDIR)$(MANDIR)/man1/stepfs.1 $(DESTDIR)$(MANDIR)/man1/stepstore.1
+		$(DESTDIR)$(MANDIR)/man1/stepfs.1 $(DESTDIR)$(MANDIR)/man1/stepstore.1 \
+		$(DESTDIR)$(DOCDIR)/config.example.yaml \
+		$(DESTDIR)$(MOUNT_HELPER_DIR)/mount.fuse.stepfs
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)

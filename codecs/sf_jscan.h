@@ -8,7 +8,8 @@
  * demands (structure, string escapes, UTF-8, number grammar) plus:
  *
  *  - nesting deeper than options.max_depth (default SF_JSCAN_DEFAULT_DEPTH)
- *    is an error (SF_ERR_LIMIT);
+ *    is an error (SF_ERR_LIMIT) at the first bracket past the limit; a
+ *    top-level container is level 1, so "[[]]" needs max_depth >= 2;
  *  - duplicate keys in one object are an error when
  *    options.reject_duplicate_keys is set (keys compared by XXH64 of their
  *    raw bytes);
@@ -60,7 +61,8 @@ typedef struct sf_jtok {
 			     its BEGIN and END tokens have depth d */
 	/* KEY, STRING, NUMBER: the raw bytes (between the quotes for strings,
 	   escapes not decoded), NUL-terminated; NULL when longer than
-	   SF_JSCAN_MAX_TEXT (text_truncated is then 1). */
+	   SF_JSCAN_MAX_TEXT (text_truncated is then 1). text_len is the
+	   full raw length either way; other tokens have NULL and 0. */
 	const char *text;
 	size_t text_len;
 	int text_truncated;
@@ -70,7 +72,8 @@ typedef struct sf_jscan_options {
 	int max_depth;              /* 0 means SF_JSCAN_DEFAULT_DEPTH */
 	int reject_duplicate_keys;
 	int allow_nan;
-	size_t window_bytes;        /* 0 means 1 MiB; minimum 64 KiB */
+	size_t window_bytes;        /* 0 means 1 MiB; smaller values are
+				       raised to the 64 KiB minimum */
 } sf_jscan_options;
 
 typedef struct sf_jscan sf_jscan;
@@ -85,25 +88,42 @@ sf_err sf_jscan_open_mem(sf_jscan **out, const void *data, size_t len,
 			 const char *name, const sf_jscan_options *options,
 			 sf_error *err);
 
-/* Next token. After an error every later call returns the same error. */
+/* Next token. After SF_JTOK_EOF every call returns SF_JTOK_EOF again.
+   After an error every later call returns the same error. A negative
+   options.max_depth makes the open functions fail with SF_ERR_INVALID. */
 sf_err sf_jscan_next(sf_jscan *scan, sf_jtok *tok, sf_error *err);
 
 /*
  * Scan (and fully validate) the next complete value without producing its
  * inner tokens; *start and *end receive its byte range. Cheaper than a
  * loop over sf_jscan_next: the packer uses it for every row.
- * Must be called where a value is expected (not where a key or a closing
- * bracket comes next; that is an SF_ERR_FORMAT "expected a value").
- * *newlines receives how many raw 0x0A bytes the value's range holds
- * (they can only be whitespace between tokens); may be NULL.
+ * Must be called where a value is expected: the top-level value, after a
+ * KEY (the ':' is consumed here), or inside an array at its first
+ * element, after a ',' or after an element (the ',' is then consumed
+ * here). Not where a key or a closing bracket comes next; that is an
+ * SF_ERR_FORMAT "expected a JSON value". start, end and newlines may be
+ * NULL. *newlines receives how many raw 0x0A bytes the value's range
+ * holds (they can only be whitespace between tokens).
  */
 sf_err sf_jscan_skip_value(sf_jscan *scan, uint64_t *start, uint64_t *end,
 			   uint64_t *newlines, sf_error *err);
 
 /*
- * Peek: 1 when the next token closes the current container (after
- * optional whitespace and a comma already consumed), 0 otherwise. Lets a
- * caller loop `while (!sf_jscan_at_container_end(s)) skip_value(...)`.
+ * Peek: 1 when the next token closes the current container, 0 otherwise.
+ * Lets a caller loop `while (!sf_jscan_at_container_end(s)) skip_value(...)`
+ * or `... sf_jscan_next(...)`. Precisely, after skipping whitespace:
+ *  - right after ARRAY_BEGIN / OBJECT_BEGIN: 1 when ']' / '}' follows
+ *    (an empty container), else 0; nothing is consumed;
+ *  - after a member: 1 when the matching ']' / '}' follows (not
+ *    consumed: the next sf_jscan_next returns the END token); when a ','
+ *    follows it is consumed with the whitespace after it and 0 returned,
+ *    so a ']' / '}' that comes next is then reported as a trailing comma
+ *    by the next call;
+ *  - anywhere else (after a KEY, after a consumed ',', at the top level,
+ *    after an error, at any byte that does not fit): 0, consuming only
+ *    whitespace; the next call reports a bad byte or truncated input.
+ * It reports nothing itself: a read error met while peeking is returned
+ * by the next sf_jscan_next or sf_jscan_skip_value.
  */
 int sf_jscan_at_container_end(sf_jscan *scan);
 

@@ -334,8 +334,11 @@ sf_err sf_store_open(sf_store **out, const char *path,
 	/* A shared lock on store.json says "in use" to `stepstore gc`, which
 	   takes it exclusively before it removes a store. */
 	store->lock_fd = open(root_path, O_RDONLY | O_CLOEXEC);
-	if (store->lock_fd >= 0)
-		flock(store->lock_fd, LOCK_SH | LOCK_NB);
+	if (store->lock_fd >= 0 && flock(store->lock_fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+		rc = sf_error_set(err, SF_ERR_IO, "'%s': the store is being removed (stepstore gc holds its lock)",
+				  path);
+		goto fail;
+	}
 	store->cache = sf_cache_create(options && options->cache_bytes ? options->cache_bytes
 							       : (size_t)64 << 20);
 	if (!store->cache) {

@@ -22,6 +22,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "sf_config.h"
 #include "sf_format.h"
 #include "sf_store.h"
 #include "sf_util.h"
@@ -581,6 +582,7 @@ static const struct fuse_lowlevel_ops operations = {
 
 typedef struct options {
 	char *store;
+	char *config_path;
 	unsigned long cache_mib;
 	int show_help, show_version;
 } options;
@@ -589,6 +591,7 @@ enum { KEY_HELP, KEY_VERSION };
 
 static const struct fuse_opt option_spec[] = {
 	{ "cache_size=%lu", offsetof(options, cache_mib), 0 },
+	{ "config=%s", offsetof(options, config_path), 0 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -627,6 +630,7 @@ static void usage(FILE *out)
 	      "  -d                  debug output (implies -f)\n"
 	      "  -s                  one thread\n"
 	      "  -o cache_size=MIB   decompressed-frame cache (default 64)\n"
+	      "  -o config=FILE      read settings from FILE (see docs/CONFIG.md)\n"
 	      "  -o allow_other      let other users read the mount (needs user_allow_other\n"
 	      "                      in /etc/fuse.conf when not root)\n"
 	      "  -o max_threads=N    worker threads (default 10)\n"
@@ -646,6 +650,7 @@ int main(int argc, char **argv)
 	sf_store_options store_options;
 	options opts;
 	sf_error err = { 0 };
+	size_t config_cache_bytes = (size_t)64 << 20;
 	int rc = 1;
 
 	memset(&opts, 0, sizeof(opts));
@@ -663,6 +668,23 @@ int main(int argc, char **argv)
 		fuse_opt_free_args(&args);
 		return 0;
 	}
+	{
+		sf_config config;
+		char threads_option[32];
+
+		sf_config_init_defaults(&config);
+		if (sf_config_find_and_load(&config, opts.config_path, &err) != SF_OK) {
+			fprintf(stderr, "stepfs: %s\n", err.message);
+			sf_config_release(&config);
+			rc = 2;
+			goto out;
+		}
+		/* before the user's own -o options, so theirs win */
+		snprintf(threads_option, sizeof(threads_option), "-omax_threads=%d", config.mount_threads);
+		fuse_opt_insert_arg(&args, 1, threads_option);
+		config_cache_bytes = (size_t)config.mount_cache_bytes;
+		sf_config_release(&config);
+	}
 	if (fuse_parse_cmdline(&args, &cmdline) != 0 || !opts.store || !cmdline.mountpoint) {
 		usage(stderr);
 		rc = 2;
@@ -673,13 +695,16 @@ int main(int argc, char **argv)
 	{
 		char fsname[PATH_MAX + 16];
 
-		snprintf(fsname, sizeof(fsname), "-ofsname=%s", opts.store);
+		char real[PATH_MAX];
+
+		/* the absolute path, so `stepstore gc` can recognise the mount */
+		snprintf(fsname, sizeof(fsname), "-ofsname=%s", realpath(opts.store, real) ? real : opts.store);
 		fuse_opt_add_arg(&args, fsname);
 		fuse_opt_add_arg(&args, "-osubtype=stepfs");
 	}
 	openlog("stepfs", LOG_PID, LOG_DAEMON);
 	memset(&store_options, 0, sizeof(store_options));
-	store_options.cache_bytes = (size_t)(opts.cache_mib ? opts.cache_mib : 64) << 20;
+	store_options.cache_bytes = opts.cache_mib ? (size_t)opts.cache_mib << 20 : config_cache_bytes;
 	if (sf_store_open(&fs_state.store, opts.store, &store_options, &err) != SF_OK) {
 		fprintf(stderr, "stepfs: %s\n", err.message);
 		goto out;
@@ -740,6 +765,7 @@ out:
 	sf_store_free(fs_state.store);
 	free(cmdline.mountpoint);
 	free(opts.store);
+	free(opts.config_path);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -2,7 +2,9 @@
  * stepstore - pack, unpack, verify and inspect stepfs stores.
  * Exit codes are listed in usage() and in docs/CLI.md.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commands.h"
 #include "sf_format.h"
 #include "sf_pack.h"
 #include "sf_store.h"
@@ -47,9 +50,14 @@ static void usage(FILE *out)
 	      "      --layout NAME          auto (default), current, plain\n"
 	      "      --max-depth N          JSON nesting limit (default 1024)\n"
 	      "      --quiet                no progress bar\n"
+	      "      --config FILE          read settings from FILE (see docs/CONFIG.md)\n"
+	      "      --remove-source        delete SRC once the new store has verified\n"
 	      "  unpack STORE DEST          recreate the packed folder byte for byte\n"
 	      "  verify STORE               check every checksum and reference\n"
 	      "  info [--json] STORE        what the store holds: steps, batches, rows, sizes\n"
+	      "  gc ROOT [--max-age DURATION] [--max-size SIZE] [--dry-run] [--config FILE]\n"
+	      "                             remove expired stores and caches under ROOT\n"
+	      "  config [--config FILE]     print the effective configuration and its sources\n"
 	      "  ls STORE [PATH]            list a folder of the store's tree without mounting\n"
 	      "  cat STORE PATH             print a file of the store's tree without mounting\n"
 	      "  --help, --version\n"
@@ -125,22 +133,85 @@ static int parse_int(const char *text, long min, long max, int *out)
 	return 1;
 }
 
+static void print_problem(void *context, const char *message);
+
+static int remove_tree_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *dir;
+	struct dirent *d;
+	int rc = 0;
+
+	if (fd < 0)
+		return unlinkat(dirfd, name, 0);
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -1;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		if (remove_tree_at(fd, d->d_name) != 0)
+			rc = -1;
+	}
+	closedir(dir);
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* --remove-source: only after the new store verified in full. */
+static int remove_verified_source(const char *src, const char *store_path)
+{
+	sf_store *store;
+	sf_error err = { 0 };
+	uint64_t problems;
+
+	if (sf_store_open(&store, store_path, NULL, &err) != SF_OK)
+		return fail(&err);
+	problems = sf_store_verify(store, print_problem, NULL);
+	sf_store_free(store);
+	if (problems) {
+		fprintf(stderr, "stepstore: '%s' did not verify; '%s' was kept\n", store_path, src);
+		return EXIT_DAMAGED;
+	}
+	if (remove_tree_at(AT_FDCWD, src) != 0) {
+		fprintf(stderr, "stepstore: '%s': could not remove all of the source: %s\n", src, strerror(errno));
+		return EXIT_IO;
+	}
+	return EXIT_OK;
+}
+
 static int cmd_pack(int argc, char **argv)
 {
 	sf_pack_options options;
 	sf_pack_summary summary;
 	sf_error err = { 0 };
 	const char *args[2];
-	int nargs = 0, quiet = 0, i;
+	int nargs = 0, quiet = 0, remove_source = 0, i;
 	struct sigaction sa;
 
-	sf_pack_options_init(&options);
+	{
+		sf_config config;
+		int rc = stepstore_load_config(argc, argv, &config); /* prints its own error */
+
+		if (rc != EXIT_OK)
+			return rc;
+		sf_pack_options_init(&options);
+		sf_config_apply_pack(&config, &options);
+		sf_config_release(&config);
+	}
 	for (i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		uint64_t size;
 
 		if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			quiet = 1;
+		} else if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+			i++; /* read by stepstore_load_config */
+		} else if (strcmp(a, "--remove-source") == 0) {
+			remove_source = 1;
 		} else if (strcmp(a, "--long") == 0) {
 			options.long_distance = 1;
 		} else if (strcmp(a, "--level") == 0 && i + 1 < argc) {
@@ -193,6 +264,12 @@ static int cmd_pack(int argc, char **argv)
 			return EXIT_INTERRUPTED;
 		}
 		return fail(&err);
+	}
+	if (remove_source) {
+		int rc = remove_verified_source(args[0], args[1]);
+
+		if (rc != EXIT_OK)
+			return rc;
 	}
 	if (!quiet)
 		printf("packed '%s' (%s layout): %" PRIu64 " files, %" PRIu64 " steps, %" PRIu64 " batches, %" PRIu64
@@ -484,6 +561,10 @@ int main(int argc, char **argv)
 		return cmd_verify(argc - 2, argv + 2);
 	if (strcmp(command, "info") == 0)
 		return cmd_info(argc - 2, argv + 2);
+	if (strcmp(command, "gc") == 0)
+		return stepstore_cmd_gc(argc - 2, argv + 2);
+	if (strcmp(command, "config") == 0)
+		return stepstore_cmd_config(argc - 2, argv + 2);
 	if (strcmp(command, "ls") == 0)
 		return cmd_ls(argc - 2, argv + 2);
 	if (strcmp(command, "cat") == 0)
