@@ -37,6 +37,7 @@ typedef struct seg_vec {
 	sf_segment *items;
 	size_t count, capacity;
 	uint64_t total;
+	size_t barrier;        /* never merge into items before this one */
 } seg_vec;
 
 /* Append a segment, merging it into the previous one when contiguous. */
@@ -47,7 +48,7 @@ static int seg_push(seg_vec *vec, uint32_t shard, uint64_t offset, uint64_t leng
 	if (length == 0)
 		return 1;
 	vec->total += length;
-	if (last && last->shard == shard && last->subst == subst &&
+	if (last && vec->count > vec->barrier && last->shard == shard && last->subst == subst &&
 	    last->shard_offset + last->length == offset) {
 		last->length += length;
 		return 1;
@@ -88,7 +89,14 @@ static int seg_push(seg_vec *vec, uint32_t shard, uint64_t offset, uint64_t leng
 
 /* ---- the source tree ----------------------------------------------------- */
 
-enum { ROLE_PLAIN, ROLE_BATCH };
+/* What the packer does with a file (see classify()). */
+enum {
+	ROLE_PLAIN,            /* bytes as they are */
+	ROLE_WHOLE_BATCH,      /* the file is one batch of group `group` */
+	ROLE_PER_STEP_FILE,    /* batch_manager_steps/<step>.json of the per-step layout */
+	ROLE_PER_STEP_MANAGER, /* batch_manager.json of the per-step layout */
+	ROLE_MONOLITHIC        /* batch_manager.json holding everything */
+};
 
 typedef struct src_entry {
 	char *path;            /* relative to SRC, raw bytes */
@@ -101,20 +109,29 @@ typedef struct src_entry {
 	seg_vec segs;
 	uint64_t xxh64;
 	int role;
-	long group;            /* ROLE_BATCH: its step group */
-	uint64_t seq;          /* ROLE_BATCH: batch number */
-	uint64_t rows;
+	long group;            /* ROLE_WHOLE_BATCH, ROLE_PER_STEP_FILE */
+	long execution;        /* the execution whose layout gave the role */
+	char *batch_name;      /* ROLE_WHOLE_BATCH: its name under batches/ */
+	uint64_t seq;          /* ROLE_WHOLE_BATCH: number in its file name */
 } src_entry;
 
-/* A steps_data/<step>_<sig> folder: one step's batches, one shard chain. */
+struct batch_rec;
+
+/* One step's data: its batches, its rows, its chain of shards. */
 typedef struct step_group {
-	char *dir;             /* relative path */
-	size_t *files;         /* indexes into the entry list, numeric order */
-	size_t file_count, file_capacity;
-	seg_vec rows_segs;     /* rows.jsonl */
-	sf_xxh64_state rows_hash;
+	char *key;             /* steps_data folder, or execution folder + '\n' + step name */
+	char *label;           /* shard label */
+	struct batch_rec *batches;
+	size_t batch_count, batch_capacity;
+	seg_vec step_json;     /* monolithic: the step's own object */
+	int has_step_json;
+	int64_t step_json_mtime_sec;
+	uint32_t step_json_mtime_nsec;
+	seg_vec rows_segs;     /* rows.jsonl, assembled once every batch is in */
 	uint64_t rows, batch_bytes, stored_bytes;
-	uint32_t first_shard, last_shard;
+	long shard;            /* the open shard, or -1 */
+	long *shard_ids;
+	size_t shard_id_count, shard_id_capacity;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
 } step_group;
@@ -150,6 +167,7 @@ typedef struct packer {
 	struct timespec started, last_draw;
 	sf_pack_summary *summary;
 	uint64_t rows_total, batches_total, steps_total;
+	size_t batch_order;
 } packer;
 
 static int cancelled(const packer *p)
@@ -447,12 +465,12 @@ typedef struct src_reader {
 	const char *path;
 	uint64_t pos;
 	sf_xxh64_state hash;
+	sf_xxh64_state *tap;   /* also hashes what passes, when set (one batch) */
 } src_reader;
 
 /* Copy the next (end - pos) bytes of the file into shard (or skip them
-   when shard < 0), hashing them; rows_hash, when set, also sees them. */
-static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard,
-			 sf_xxh64_state *rows_hash, sf_error *err)
+   when shard < 0), hashing them. */
+static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard, sf_error *err)
 {
 	while (reader->pos < end) {
 		size_t want = end - reader->pos > COPY_BUFFER_BYTES ? COPY_BUFFER_BYTES
@@ -469,8 +487,8 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 			return sf_error_set(err, SF_ERR_IO, "'%s': file shrank while being packed (at byte %" PRIu64 ")",
 					    reader->path, reader->pos);
 		sf_xxh64_update(&reader->hash, p->buffer, (size_t)n);
-		if (rows_hash)
-			sf_xxh64_update(rows_hash, p->buffer, (size_t)n);
+		if (reader->tap)
+			sf_xxh64_update(reader->tap, p->buffer, (size_t)n);
 		if (shard >= 0) {
 			rc = shard_write(p, shard, p->buffer, (size_t)n, err);
 			if (rc != SF_OK)
@@ -481,29 +499,6 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 		draw_progress(p, 0);
 		if (cancelled(p))
 			return check_cancel(p, err);
-	}
-	return SF_OK;
-}
-
-/* Hash an embedded (multi-line) row as rows.jsonl shows it: newlines as spaces. */
-static sf_err hash_row_as_line(packer *p, src_reader *reader, uint64_t start, uint64_t end,
-			       sf_xxh64_state *rows_hash, sf_error *err)
-{
-	uint64_t pos = start;
-
-	while (pos < end) {
-		size_t want = end - pos > COPY_BUFFER_BYTES ? COPY_BUFFER_BYTES : (size_t)(end - pos);
-		ssize_t n = sf_pread_full(reader->fd, p->buffer, want, pos);
-		ssize_t i;
-
-		if (n <= 0)
-			return sf_error_io(err, n < 0 ? errno : EIO, "'%s': read failed at byte %" PRIu64,
-					   reader->path, pos);
-		for (i = 0; i < n; i++)
-			if (p->buffer[i] == '\n')
-				p->buffer[i] = ' ';
-		sf_xxh64_update(rows_hash, p->buffer, (size_t)n);
-		pos += (uint64_t)n;
 	}
 	return SF_OK;
 }
@@ -519,6 +514,7 @@ static sf_err open_source(packer *p, src_entry *entry, src_reader *reader, char 
 		return sf_error_io(err, errno, "'%s': cannot open", *full);
 	reader->path = *full;
 	reader->pos = 0;
+	reader->tap = NULL;
 	sf_xxh64_init(&reader->hash, 0);
 	return SF_OK;
 }
@@ -538,16 +534,18 @@ static sf_err finish_source(packer *p, src_entry *entry, src_reader *reader, sf_
 /* A plain file: its bytes in one shard, as one segment. */
 static sf_err pack_plain_file(packer *p, src_entry *entry, long shard, sf_error *err)
 {
-	src_reader reader = { -1, NULL, 0, { { 0 }, 0, { 0 }, 0, 0 } };
+	src_reader reader;
 	char *full = NULL;
 	uint64_t start;
 	sf_err rc;
 
+	memset(&reader, 0, sizeof(reader));
+	reader.fd = -1;
 	rc = open_source(p, entry, &reader, &full, err);
 	if (rc != SF_OK)
 		goto out;
 	start = shard_offset(p, shard);
-	rc = copy_range(p, &reader, entry->size, shard, NULL, err);
+	rc = copy_range(p, &reader, entry->size, shard, err);
 	if (rc == SF_OK)
 		rc = finish_source(p, entry, &reader, err);
 	if (rc == SF_OK && !seg_push(&entry->segs, (uint32_t)shard, start, entry->size, SF_SUBST_NONE))
@@ -587,206 +585,6 @@ out:
 	free(out);
 	free(full);
 	return result;
-}
-
-/* ---- batch files: rows stored once -------------------------------------- */
-
-typedef struct row_emitter {
-	packer *p;
-	src_entry *entry;
-	step_group *group;
-	src_reader *reader;
-	long shard;
-	int in_run;
-	uint64_t run_start;      /* shard offset of the run's first row */
-	uint64_t last_end;       /* file offset just past the previous row */
-} row_emitter;
-
-static sf_err close_run(row_emitter *e, sf_error *err)
-{
-	uint64_t end;
-
-	if (!e->in_run)
-		return SF_OK;
-	e->in_run = 0;
-	end = shard_offset(e->p, e->shard); /* just past the run's final '\n' */
-	if (!seg_push(&e->entry->segs, (uint32_t)e->shard, e->run_start, end - e->run_start - 1,
-		      SF_SUBST_NL_COMMA) ||
-	    !seg_push(&e->group->rows_segs, (uint32_t)e->shard, e->run_start, end - e->run_start,
-		      SF_SUBST_NONE))
-		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	return SF_OK;
-}
-
-/* Copy file bytes up to `end` as literal text of the batch file. */
-static sf_err emit_literal(row_emitter *e, uint64_t end, sf_error *err)
-{
-	uint64_t start = shard_offset(e->p, e->shard);
-	sf_err rc;
-
-	if (end <= e->reader->pos)
-		return SF_OK;
-	rc = copy_range(e->p, e->reader, end, e->shard, NULL, err);
-	if (rc == SF_OK && !seg_push(&e->entry->segs, (uint32_t)e->shard, start,
-				     shard_offset(e->p, e->shard) - start, SF_SUBST_NONE))
-		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	return rc;
-}
-
-static sf_err emit_row(row_emitter *e, uint64_t start, uint64_t end, uint64_t newlines,
-		       sf_error *err)
-{
-	sf_err rc;
-
-	e->entry->rows++;
-	e->group->rows++;
-	if (newlines == 0) {
-		if (e->in_run && start == e->last_end + 1) {
-			/* the one byte between is the ',' the run's '\n' will serve */
-			rc = copy_range(e->p, e->reader, start, -1, NULL, err);
-		} else {
-			rc = close_run(e, err);
-			if (rc == SF_OK)
-				rc = emit_literal(e, start, err);
-			e->in_run = 1;
-			e->run_start = shard_offset(e->p, e->shard);
-		}
-		if (rc == SF_OK)
-			rc = copy_range(e->p, e->reader, end, e->shard, &e->group->rows_hash, err);
-		if (rc == SF_OK)
-			rc = shard_write(e->p, e->shard, "\n", 1, err);
-		sf_xxh64_update(&e->group->rows_hash, "\n", 1);
-		e->last_end = end;
-		return rc;
-	}
-	/* A row spanning lines stays inside the literal text; rows.jsonl
-	   serves it with its newlines as spaces, then a newline. */
-	rc = close_run(e, err);
-	if (rc == SF_OK)
-		rc = emit_literal(e, start, err);
-	if (rc == SF_OK) {
-		uint64_t row_offset = shard_offset(e->p, e->shard);
-
-		rc = hash_row_as_line(e->p, e->reader, start, end, &e->group->rows_hash, err);
-		if (rc == SF_OK)
-			rc = emit_literal(e, end, err);
-		if (rc == SF_OK &&
-		    (!seg_push(&e->group->rows_segs, (uint32_t)e->shard, row_offset, end - start,
-			       SF_SUBST_NL_SPACE) ||
-		     !seg_push(&e->group->rows_segs, (uint32_t)e->shard, 0, 1, SF_SUBST_NONE)))
-			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-		sf_xxh64_update(&e->group->rows_hash, "\n", 1);
-	}
-	e->last_end = end;
-	return rc;
-}
-
-static sf_err layout_error(const char *path, uint64_t offset, const char *what, sf_error *err)
-{
-	return sf_error_set(err, SF_ERR_FORMAT, "'%s': byte %" PRIu64 ": %s", path, offset, what);
-}
-
-/*
- * A batch file is a JSON object whose "data" member is a list of lists of
- * rows (distilabel's _Batch.data). Everything else is literal text.
- */
-static sf_err pack_batch_file(packer *p, src_entry *entry, step_group *group, long shard,
-			      sf_error *err)
-{
-	src_reader reader = { -1, NULL, 0, { { 0 }, 0, { 0 }, 0, 0 } };
-	row_emitter e;
-	sf_jscan_options so;
-	sf_jscan *scan = NULL;
-	char *full = NULL;
-	int scan_fd = -1, seen_data = 0;
-	sf_jtok tok;
-	sf_err rc;
-
-	memset(&e, 0, sizeof(e));
-	rc = open_source(p, entry, &reader, &full, err);
-	if (rc != SF_OK)
-		goto out;
-	scan_fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (scan_fd < 0) {
-		rc = sf_error_io(err, errno, "'%s': cannot open", full);
-		goto out;
-	}
-	memset(&so, 0, sizeof(so));
-	so.max_depth = p->options->max_depth;
-	so.reject_duplicate_keys = 1;
-	so.allow_nan = 1;
-	rc = sf_jscan_open_fd(&scan, scan_fd, full, &so, err);
-	if (rc != SF_OK)
-		goto out;
-	e.p = p;
-	e.entry = entry;
-	e.group = group;
-	e.reader = &reader;
-	e.shard = shard;
-	rc = sf_jscan_next(scan, &tok, err);
-	if (rc == SF_OK && tok.type != SF_JTOK_OBJECT_BEGIN)
-		rc = layout_error(full, tok.start, "expected a batch object ('{')", err);
-	while (rc == SF_OK) {
-		rc = sf_jscan_next(scan, &tok, err);
-		if (rc != SF_OK || tok.type == SF_JTOK_OBJECT_END)
-			break;
-		if (tok.type != SF_JTOK_KEY) {
-			rc = layout_error(full, tok.start, "expected a key", err);
-			break;
-		}
-		if (!(tok.text && strcmp(tok.text, "data") == 0)) {
-			rc = sf_jscan_skip_value(scan, NULL, NULL, NULL, err);
-			continue;
-		}
-		seen_data = 1;
-		rc = sf_jscan_next(scan, &tok, err);
-		if (rc == SF_OK && tok.type != SF_JTOK_ARRAY_BEGIN)
-			rc = layout_error(full, tok.start, "expected \"data\" to be a list of lists of rows", err);
-		while (rc == SF_OK && !sf_jscan_at_container_end(scan)) {
-			rc = sf_jscan_next(scan, &tok, err);
-			if (rc == SF_OK && tok.type != SF_JTOK_ARRAY_BEGIN)
-				rc = layout_error(full, tok.start,
-						  "expected a list of rows inside \"data\"", err);
-			while (rc == SF_OK && !sf_jscan_at_container_end(scan)) {
-				uint64_t start = 0, end = 0, newlines = 0;
-
-				rc = sf_jscan_skip_value(scan, &start, &end, &newlines, err);
-				if (rc == SF_OK)
-					rc = emit_row(&e, start, end, newlines, err);
-			}
-			if (rc == SF_OK)
-				rc = sf_jscan_next(scan, &tok, err); /* inner ']' */
-		}
-		if (rc == SF_OK)
-			rc = sf_jscan_next(scan, &tok, err); /* outer ']' */
-		if (rc == SF_OK)
-			rc = close_run(&e, err);
-	}
-	if (rc == SF_OK)
-		rc = sf_jscan_next(scan, &tok, err);
-	if (rc == SF_OK && tok.type != SF_JTOK_EOF)
-		rc = layout_error(full, tok.start, "expected the end of the batch file", err);
-	if (rc == SF_OK && !seen_data)
-		rc = layout_error(full, entry->size, "expected a \"data\" member holding the batch's rows", err);
-	if (rc == SF_OK)
-		rc = close_run(&e, err);
-	if (rc == SF_OK)
-		rc = emit_literal(&e, entry->size, err);
-	if (rc == SF_OK && reader.pos != entry->size)
-		rc = sf_error_set(err, SF_ERR_IO, "'%s': file changed while being packed", full);
-	if (rc == SF_OK)
-		rc = finish_source(p, entry, &reader, err);
-	if (rc == SF_OK && entry->segs.total != entry->size)
-		rc = sf_error_set(err, SF_ERR_IO, "'%s': internal size mismatch (%" PRIu64 " != %" PRIu64 ")",
-				  full, entry->segs.total, entry->size);
-out:
-	sf_jscan_free(scan);
-	if (scan_fd >= 0)
-		close(scan_fd);
-	if (reader.fd >= 0)
-		close(reader.fd);
-	free(full);
-	return rc;
 }
 
 /* ---- finding things in the entry list ------------------------------------ */
@@ -867,115 +665,6 @@ static char *parent_dir(const char *path)
 	const char *slash = strrchr(path, '/');
 
 	return slash ? sf_strndup(path, (size_t)(slash - path)) : sf_strdup("");
-}
-
-static packer *sort_context;
-
-static int compare_batch_files(const void *a, const void *b)
-{
-	const src_entry *x = &sort_context->entries[*(const size_t *)a];
-	const src_entry *y = &sort_context->entries[*(const size_t *)b];
-
-	if (x->seq != y->seq)
-		return x->seq < y->seq ? -1 : 1;
-	return strcmp(x->path, y->path);
-}
-
-/* Group batch files of every `steps_data/<step>_<sig>/` folder. */
-static sf_err find_groups(packer *p, sf_error *err)
-{
-	size_t i, g;
-	int ok;
-
-	for (i = 0; i < p->entry_count; i++) {
-		src_entry *entry = &p->entries[i];
-		char *dir, *grand;
-		uint64_t seq;
-
-		if (entry->type != SF_NODE_FILE || !batch_number(base_name(entry->path), &seq))
-			continue;
-		dir = parent_dir(entry->path);
-		grand = dir ? parent_dir(dir) : NULL;
-		if (!dir || !grand) {
-			free(dir);
-			free(grand);
-			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-		}
-		if (strcmp(base_name(grand), "steps_data") != 0 || !*dir) {
-			free(dir);
-			free(grand);
-			continue;
-		}
-		free(grand);
-		for (g = 0; g < p->group_count; g++)
-			if (strcmp(p->groups[g].dir, dir) == 0)
-				break;
-		if (g == p->group_count) {
-			step_group group;
-
-			memset(&group, 0, sizeof(group));
-			group.dir = dir;
-			sf_xxh64_init(&group.rows_hash, 0);
-			VEC_PUSH(p->groups, p->group_count, p->group_capacity, group, ok);
-			if (!ok) {
-				free(dir);
-				return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-			}
-		} else {
-			free(dir);
-		}
-		entry->role = ROLE_BATCH;
-		entry->group = (long)g;
-		entry->seq = seq;
-		VEC_PUSH(p->groups[g].files, p->groups[g].file_count, p->groups[g].file_capacity, i, ok);
-		if (!ok)
-			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-		if (entry->mtime_sec > p->groups[g].mtime_sec ||
-		    (entry->mtime_sec == p->groups[g].mtime_sec && entry->mtime_nsec > p->groups[g].mtime_nsec)) {
-			p->groups[g].mtime_sec = entry->mtime_sec;
-			p->groups[g].mtime_nsec = entry->mtime_nsec;
-		}
-	}
-	sort_context = p;
-	for (g = 0; g < p->group_count; g++)
-		qsort(p->groups[g].files, p->groups[g].file_count, sizeof(size_t), compare_batch_files);
-	return SF_OK;
-}
-
-static sf_err pack_group(packer *p, step_group *group, sf_error *err)
-{
-	long shard = -1;
-	size_t i;
-	sf_err rc = SF_OK;
-
-	for (i = 0; i < group->file_count && rc == SF_OK; i++) {
-		src_entry *entry = &p->entries[group->files[i]];
-
-		if (shard >= 0 && shard_offset(p, shard) >= p->options->shard_bytes) {
-			rc = shard_close(p, shard, err);
-			shard = -1;
-		}
-		if (rc == SF_OK && shard < 0) {
-			rc = step_shard_open(p, base_name(group->dir), &shard, err);
-			if (rc == SF_OK && i == 0)
-				group->first_shard = (uint32_t)shard;
-		}
-		if (rc == SF_OK)
-			rc = pack_batch_file(p, entry, group, shard, err);
-		group->batch_bytes += entry->size;
-	}
-	if (shard >= 0) {
-		sf_err close_rc = shard_close(p, shard, err);
-
-		if (rc == SF_OK)
-			rc = close_rc;
-		group->last_shard = (uint32_t)shard;
-		for (i = group->first_shard; i <= group->last_shard; i++)
-			if (strcmp(p->shards[i].kind, "step") == 0 &&
-			    strcmp(p->shards[i].label, base_name(group->dir)) == 0)
-				group->stored_bytes += p->shards[i].compressed_bytes;
-	}
-	return rc;
 }
 
 static sf_err pack_plain_files(packer *p, sf_error *err)
@@ -1286,14 +975,735 @@ out:
 	return text;
 }
 
-/* ---- the step views ------------------------------------------------------ */
+/* ---- batches: rows stored once ------------------------------------------- */
+
+/* One batch that carries rows, as step_N/batches/NAME shows it. */
+typedef struct batch_rec {
+	char *name;              /* path under step_N/batches/ */
+	uint64_t seq;
+	size_t order;            /* order of appearance: breaks ties of seq */
+	seg_vec segs;            /* the batch's own bytes */
+	seg_vec rows;            /* its rows, one line each */
+	uint64_t rows_count;
+	uint64_t size;
+	uint64_t xxh64;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+} batch_rec;
+
+static void batch_rec_release(batch_rec *rec)
+{
+	free(rec->name);
+	free(rec->segs.items);
+	free(rec->rows.items);
+}
+
+static step_group *group_at(packer *p, long id)
+{
+	return &p->groups[id];
+}
+
+/* The group with this key, created when absent. */
+static long group_get(packer *p, const char *key, const char *label, sf_error *err)
+{
+	step_group group;
+	size_t i;
+	int ok;
+
+	for (i = 0; i < p->group_count; i++)
+		if (strcmp(p->groups[i].key, key) == 0)
+			return (long)i;
+	memset(&group, 0, sizeof(group));
+	group.key = sf_strdup(key);
+	group.label = sf_strdup(label);
+	group.shard = -1;
+	if (!group.key || !group.label) {
+		free(group.key);
+		free(group.label);
+		sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		return -1;
+	}
+	VEC_PUSH(p->groups, p->group_count, p->group_capacity, group, ok);
+	if (!ok) {
+		free(group.key);
+		free(group.label);
+		sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		return -1;
+	}
+	return (long)(p->group_count - 1);
+}
+
+/* The group's open shard, rolled over past shard_bytes (only ever called
+   at a batch or file boundary, so no batch spans two shards). */
+static sf_err group_shard(packer *p, long id, long *shard, sf_error *err)
+{
+	step_group *g = group_at(p, id);
+	sf_err rc = SF_OK;
+	int ok;
+
+	if (g->shard >= 0 && shard_offset(p, g->shard) >= p->options->shard_bytes) {
+		rc = shard_close(p, g->shard, err);
+		g->shard = -1;
+	}
+	if (rc == SF_OK && g->shard < 0) {
+		long opened = -1;
+
+		rc = step_shard_open(p, g->label, &opened, err);
+		if (rc != SF_OK)
+			return rc;
+		g = group_at(p, id);
+		g->shard = opened;
+		VEC_PUSH(g->shard_ids, g->shard_id_count, g->shard_id_capacity, opened, ok);
+		if (!ok)
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	*shard = g->shard;
+	return rc;
+}
+
+enum { RULE_BATCH, RULE_ROWS, RULE_STEP };
+
+#define MAX_RULE_DEPTH 6
+
+/*
+ * Where batches sit inside a JSON file. A path component is a key, "*"
+ * (any key), "$" (any key: the step the value belongs to) or "#" (any
+ * list element). RULE_BATCH: the value is a _Batch object whose "data" is
+ * a list of lists of rows. RULE_ROWS: the value is a flat list of rows.
+ * RULE_STEP: the value is a step's own state (kept for step.json).
+ * name: the file name under batches/ ("{N}": path component N, "{seq}").
+ */
+typedef struct json_rule {
+	const char *path[MAX_RULE_DEPTH + 1];
+	int kind;
+	const char *name;
+	int data_required;
+} json_rule;
+
+typedef struct json_plan {
+	const json_rule *rules;
+	size_t rule_count;
+	const char *group_prefix;  /* group key of a "$" step: prefix + '\n' + name */
+	long file_group;           /* group the whole file belongs to, or -1 */
+	const char *file_name;     /* for "{file}" in names */
+} json_plan;
+
+typedef struct walker {
+	packer *p;
+	src_entry *entry;
+	src_reader *reader;
+	sf_jscan *scan;
+	const json_plan *plan;
+	const char *full;
+	char *path[MAX_RULE_DEPTH];
+	int depth;
+	long shard;
+	int in_run;
+	uint64_t run_start;        /* shard offset of the run's first row */
+	uint64_t last_end;         /* file offset just past the previous row */
+	batch_rec *batch;          /* the batch being read, or NULL */
+	long batch_group;
+	uint64_t batch_start;
+	size_t batch_first_seg;
+	sf_xxh64_state batch_hash;
+} walker;
+
+static sf_err layout_error(const char *path, uint64_t offset, const char *what, sf_error *err)
+{
+	return sf_error_set(err, SF_ERR_FORMAT, "'%s': byte %" PRIu64 ": %s", path, offset, what);
+}
+
+static sf_err close_run(walker *w, sf_error *err)
+{
+	uint64_t end;
+
+	if (!w->in_run)
+		return SF_OK;
+	w->in_run = 0;
+	end = shard_offset(w->p, w->shard); /* just past the run's final '\n' */
+	if (!seg_push(&w->entry->segs, (uint32_t)w->shard, w->run_start, end - w->run_start - 1,
+		      SF_SUBST_NL_COMMA) ||
+	    !seg_push(&w->batch->rows, (uint32_t)w->shard, w->run_start, end - w->run_start, SF_SUBST_NONE))
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	return SF_OK;
+}
+
+/* Copy file bytes up to `end` as literal text. */
+static sf_err emit_literal(walker *w, uint64_t end, sf_error *err)
+{
+	uint64_t start = shard_offset(w->p, w->shard);
+	sf_err rc;
+
+	if (end <= w->reader->pos)
+		return SF_OK;
+	rc = copy_range(w->p, w->reader, end, w->shard, err);
+	if (rc == SF_OK && !seg_push(&w->entry->segs, (uint32_t)w->shard, start,
+				     shard_offset(w->p, w->shard) - start, SF_SUBST_NONE))
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	return rc;
+}
+
+static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newlines, sf_error *err)
+{
+	sf_err rc;
+
+	w->batch->rows_count++;
+	if (newlines == 0) {
+		if (w->in_run && start == w->last_end + 1) {
+			/* the one byte between is the ',' the run's '\n' will serve */
+			rc = copy_range(w->p, w->reader, start, -1, err);
+		} else {
+			rc = close_run(w, err);
+			if (rc == SF_OK)
+				rc = emit_literal(w, start, err);
+			w->in_run = 1;
+			w->run_start = shard_offset(w->p, w->shard);
+		}
+		if (rc == SF_OK)
+			rc = copy_range(w->p, w->reader, end, w->shard, err);
+		if (rc == SF_OK)
+			rc = shard_write(w->p, w->shard, "\n", 1, err);
+		w->last_end = end;
+		return rc;
+	}
+	/* A row spanning lines (pretty-printed JSON) stays in the literal
+	   text; rows.jsonl serves it with its newlines as spaces, then a
+	   newline from the shard's first byte. */
+	rc = close_run(w, err);
+	if (rc == SF_OK)
+		rc = emit_literal(w, start, err);
+	if (rc == SF_OK) {
+		uint64_t row_offset = shard_offset(w->p, w->shard);
+
+		rc = emit_literal(w, end, err);
+		if (rc == SF_OK &&
+		    (!seg_push(&w->batch->rows, (uint32_t)w->shard, row_offset, end - start, SF_SUBST_NL_SPACE) ||
+		     !seg_push(&w->batch->rows, (uint32_t)w->shard, 0, 1, SF_SUBST_NONE)))
+			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	w->last_end = end;
+	return rc;
+}
+
+/* The shard for text outside batches: the file's step, else the files shard. */
+static sf_err outer_shard(walker *w, sf_error *err)
+{
+	if (w->plan->file_group >= 0)
+		return group_shard(w->p, w->plan->file_group, &w->shard, err);
+	w->shard = w->p->files_shard;
+	return SF_OK;
+}
+
+/* Decode a JSON key's raw text (escapes) into UTF-8; NULL on bad input. */
+static char *decode_key(const char *raw)
+{
+	size_t len = raw ? strlen(raw) : 0, i, used = 0;
+	char *out = malloc(len * 3 + 1);
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		unsigned cp;
+
+		if (raw[i] != '\\') {
+			out[used++] = raw[i];
+			continue;
+		}
+		i++;
+		switch (raw[i]) {
+		case 'b': out[used++] = '\b'; continue;
+		case 'f': out[used++] = '\f'; continue;
+		case 'n': out[used++] = '\n'; continue;
+		case 'r': out[used++] = '\r'; continue;
+		case 't': out[used++] = '\t'; continue;
+		case 'u': break;
+		default: out[used++] = raw[i]; continue;
+		}
+		if (sscanf(raw + i + 1, "%4x", &cp) != 1) {
+			free(out);
+			return NULL;
+		}
+		i += 4;
+		if (cp >= 0xD800 && cp <= 0xDBFF && raw[i + 1] == '\\' && raw[i + 2] == 'u') {
+			unsigned low;
+
+			if (sscanf(raw + i + 3, "%4x", &low) == 1 && low >= 0xDC00 && low <= 0xDFFF) {
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+				i += 6;
+			}
+		}
+		if (cp >= 0xD800 && cp <= 0xDFFF)
+			cp = 0xFFFD; /* a lone surrogate cannot be UTF-8 */
+		if (cp == 0)
+			cp = 0xFFFD;
+		if (cp < 0x80) {
+			out[used++] = (char)cp;
+		} else if (cp < 0x800) {
+			out[used++] = (char)(0xC0 | cp >> 6);
+			out[used++] = (char)(0x80 | (cp & 0x3F));
+		} else if (cp < 0x10000) {
+			out[used++] = (char)(0xE0 | cp >> 12);
+			out[used++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+			out[used++] = (char)(0x80 | (cp & 0x3F));
+		} else {
+			out[used++] = (char)(0xF0 | cp >> 18);
+			out[used++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+			out[used++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+			out[used++] = (char)(0x80 | (cp & 0x3F));
+		}
+	}
+	out[used] = '\0';
+	return out;
+}
+
+static int component_matches(const char *pattern, const char *component)
+{
+	if (strcmp(pattern, "#") == 0)
+		return strcmp(component, "#") == 0;
+	if (strcmp(pattern, "*") == 0 || strcmp(pattern, "$") == 0)
+		return strcmp(component, "#") != 0;
+	return strcmp(pattern, component) == 0;
+}
+
+/* The rule whose path is exactly the current path (exact) or that
+   continues below it (!exact). */
+static const json_rule *match_rule(const walker *w, int exact)
+{
+	size_t r;
+
+	for (r = 0; r < w->plan->rule_count; r++) {
+		const json_rule *rule = &w->plan->rules[r];
+		int d, length = 0;
+
+		while (rule->path[length])
+			length++;
+		if (exact ? length != w->depth : length <= w->depth)
+			continue;
+		for (d = 0; d < w->depth; d++)
+			if (!component_matches(rule->path[d], w->path[d]))
+				break;
+		if (d == w->depth)
+			return rule;
+	}
+	return NULL;
+}
+
+/* The step a matched value belongs to: its "$" component or the file's. */
+static long rule_group(walker *w, const json_rule *rule, sf_error *err)
+{
+	int d;
+
+	for (d = 0; rule->path[d]; d++) {
+		if (strcmp(rule->path[d], "$") == 0) {
+			char *key = malloc(strlen(w->plan->group_prefix) + strlen(w->path[d]) + 2);
+			long id;
+
+			if (!key) {
+				sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+				return -2;
+			}
+			sprintf(key, "%s\n%s", w->plan->group_prefix, w->path[d]);
+			if (rule->kind == RULE_STEP && strcmp(w->path[d], "type_info") == 0) {
+				free(key);
+				return -1; /* the manager's own type tag, not a step */
+			}
+			id = group_get(w->p, key, w->path[d], err);
+			free(key);
+			return id < 0 ? -2 : id;
+		}
+	}
+	return w->plan->file_group;
+}
+
+/* Expand a batch name template; components are made safe file names. */
+static char *batch_name(const walker *w, const char *pattern, uint64_t seq)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	const char *c;
+
+	if (!f)
+		return NULL;
+	for (c = pattern; *c; c++) {
+		if (c[0] == '{' && strncmp(c, "{seq}", 5) == 0) {
+			fprintf(f, "%" PRIu64, seq);
+			c += 4;
+		} else if (c[0] == '{' && strncmp(c, "{file}", 6) == 0) {
+			fputs(w->plan->file_name ? w->plan->file_name : "batch.json", f);
+			c += 5;
+		} else if (c[0] == '{' && c[1] >= '0' && c[1] <= '9' && c[2] == '}') {
+			int d = c[1] - '0';
+			char *safe = d < w->depth ? safe_name(w->path[d]) : NULL;
+
+			fputs(safe ? safe : "_", f);
+			free(safe);
+			c += 2;
+		} else {
+			fputc(*c, f);
+		}
+	}
+	fclose(f);
+	return out;
+}
+
+static sf_err begin_batch(walker *w, long group, uint64_t start, sf_error *err)
+{
+	sf_err rc = close_run(w, err);
+
+	if (rc == SF_OK)
+		rc = emit_literal(w, start, err);
+	if (rc == SF_OK)
+		rc = group_shard(w->p, group, &w->shard, err);
+	if (rc != SF_OK)
+		return rc;
+	w->batch = calloc(1, sizeof(*w->batch));
+	if (!w->batch)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	w->batch->order = w->p->batch_order++;
+	w->batch->mtime_sec = w->entry->mtime_sec;
+	w->batch->mtime_nsec = w->entry->mtime_nsec;
+	w->batch_group = group;
+	w->batch_start = start;
+	/* the batch's segments start here: never merge them into the text before */
+	w->entry->segs.barrier = w->entry->segs.count;
+	w->batch_first_seg = w->entry->segs.count;
+	sf_xxh64_init(&w->batch_hash, 0);
+	w->reader->tap = &w->batch_hash;
+	return SF_OK;
+}
+
+static sf_err end_batch(walker *w, const json_rule *rule, uint64_t end, int keep, sf_error *err)
+{
+	batch_rec *rec = w->batch;
+	sf_err rc = close_run(w, err);
+	size_t i;
+	int ok;
+
+	if (rc == SF_OK)
+		rc = emit_literal(w, end, err);
+	w->reader->tap = NULL;
+	w->batch = NULL;
+	if (rc == SF_OK && keep) {
+		step_group *g;
+
+		for (i = w->batch_first_seg; i < w->entry->segs.count && rc == SF_OK; i++)
+			if (!seg_push(&rec->segs, w->entry->segs.items[i].shard, w->entry->segs.items[i].shard_offset,
+				      w->entry->segs.items[i].length, w->entry->segs.items[i].subst))
+				rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		rec->size = end - w->batch_start;
+		rec->xxh64 = sf_xxh64_digest(&w->batch_hash);
+		rec->name = batch_name(w, rule->name, rec->seq);
+		if (rc == SF_OK && (!rec->name || rec->segs.total != rec->size))
+			rc = sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot record the batch at byte %" PRIu64,
+					  w->full, w->batch_start);
+		if (rc == SF_OK) {
+			g = group_at(w->p, w->batch_group);
+			VEC_PUSH(g->batches, g->batch_count, g->batch_capacity, *rec, ok);
+			if (!ok)
+				rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+			else {
+				g->rows += rec->rows_count;
+				g->batch_bytes += rec->size;
+				if (rec->mtime_sec > g->mtime_sec ||
+				    (rec->mtime_sec == g->mtime_sec && rec->mtime_nsec > g->mtime_nsec)) {
+					g->mtime_sec = rec->mtime_sec;
+					g->mtime_nsec = rec->mtime_nsec;
+				}
+				free(rec);
+				rec = NULL;
+			}
+		}
+	}
+	if (rec) {
+		batch_rec_release(rec);
+		free(rec);
+	}
+	if (rc == SF_OK)
+		rc = outer_shard(w, err);
+	return rc;
+}
+
+/* "data": a list of lists of rows. */
+static sf_err walk_row_lists(walker *w, sf_error *err)
+{
+	sf_jtok tok;
+	sf_err rc = sf_jscan_next(w->scan, &tok, err);
+
+	if (rc == SF_OK && tok.type != SF_JTOK_ARRAY_BEGIN)
+		return layout_error(w->full, tok.start, "expected \"data\" to be a list of lists of rows", err);
+	while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
+		rc = sf_jscan_next(w->scan, &tok, err);
+		if (rc == SF_OK && tok.type != SF_JTOK_ARRAY_BEGIN)
+			return layout_error(w->full, tok.start, "expected a list of rows inside \"data\"", err);
+		while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
+			uint64_t start = 0, end = 0, newlines = 0;
+
+			rc = sf_jscan_skip_value(w->scan, &start, &end, &newlines, err);
+			if (rc == SF_OK)
+				rc = emit_row(w, start, end, newlines, err);
+		}
+		if (rc == SF_OK)
+			rc = sf_jscan_next(w->scan, &tok, err); /* inner ']' */
+	}
+	if (rc == SF_OK)
+		rc = sf_jscan_next(w->scan, &tok, err); /* outer ']' */
+	return rc;
+}
+
+static uint64_t parse_seq(const sf_jtok *tok)
+{
+	uint64_t value = 0;
+	const char *c;
+
+	if (tok->type != SF_JTOK_NUMBER || !tok->text)
+		return 0;
+	for (c = tok->text; *c >= '0' && *c <= '9'; c++)
+		value = value > UINT64_MAX / 10 - 1 ? UINT64_MAX : value * 10 + (uint64_t)(*c - '0');
+	return value;
+}
+
+static sf_err walk_batch(walker *w, const json_rule *rule, sf_error *err)
+{
+	long group = rule_group(w, rule, err);
+	int has_data = 0;
+	sf_jtok tok;
+	sf_err rc;
+
+	if (group == -2)
+		return err ? err->code : SF_ERR_NOMEM;
+	rc = sf_jscan_next(w->scan, &tok, err);
+	if (rc != SF_OK)
+		return rc;
+	if (tok.type == SF_JTOK_NULL && !rule->data_required)
+		return SF_OK; /* e.g. no last batch yet */
+	if (group < 0)
+		return layout_error(w->full, tok.start, "a batch outside any step", err);
+	if (rule->kind == RULE_ROWS) {
+		if (tok.type != SF_JTOK_ARRAY_BEGIN)
+			return layout_error(w->full, tok.start, "expected a list of rows", err);
+		rc = begin_batch(w, group, tok.start, err);
+		while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
+			uint64_t start = 0, end = 0, newlines = 0;
+
+			rc = sf_jscan_skip_value(w->scan, &start, &end, &newlines, err);
+			if (rc == SF_OK)
+				rc = emit_row(w, start, end, newlines, err);
+		}
+		if (rc == SF_OK)
+			rc = sf_jscan_next(w->scan, &tok, err);
+		return rc == SF_OK ? end_batch(w, rule, tok.end, 1, err) : rc;
+	}
+	if (tok.type != SF_JTOK_OBJECT_BEGIN)
+		return layout_error(w->full, tok.start, "expected a batch object ('{')", err);
+	rc = begin_batch(w, group, tok.start, err);
+	while (rc == SF_OK) {
+		rc = sf_jscan_next(w->scan, &tok, err);
+		if (rc != SF_OK || tok.type == SF_JTOK_OBJECT_END)
+			break;
+		if (tok.text && strcmp(tok.text, "seq_no") == 0) {
+			rc = sf_jscan_next(w->scan, &tok, err);
+			if (rc == SF_OK && tok.type != SF_JTOK_NUMBER)
+				rc = layout_error(w->full, tok.start, "expected \"seq_no\" to be a number", err);
+			else if (rc == SF_OK)
+				w->batch->seq = parse_seq(&tok);
+		} else if (tok.text && strcmp(tok.text, "data") == 0) {
+			has_data = 1;
+			rc = walk_row_lists(w, err);
+		} else {
+			rc = sf_jscan_skip_value(w->scan, NULL, NULL, NULL, err);
+		}
+	}
+	if (rc == SF_OK && !has_data && rule->data_required)
+		rc = layout_error(w->full, tok.start, "expected a \"data\" member holding the batch's rows", err);
+	if (rc != SF_OK) {
+		w->reader->tap = NULL;
+		if (w->batch) {
+			batch_rec_release(w->batch);
+			free(w->batch);
+			w->batch = NULL;
+		}
+		return rc;
+	}
+	return end_batch(w, rule, tok.end, has_data, err);
+}
+
+static sf_err walk_value(walker *w, sf_error *err);
+
+/* Walk into a container whose path may hold batches. */
+static sf_err walk_container(walker *w, const json_rule *step_rule, sf_error *err)
+{
+	size_t first_seg = 0;
+	uint64_t start;
+	sf_jtok tok;
+	sf_err rc = sf_jscan_next(w->scan, &tok, err);
+	long group = -1;
+
+	if (rc != SF_OK || (tok.type != SF_JTOK_OBJECT_BEGIN && tok.type != SF_JTOK_ARRAY_BEGIN))
+		return rc;
+	start = tok.start;
+	if (step_rule && tok.type == SF_JTOK_OBJECT_BEGIN)
+		group = rule_group(w, step_rule, err);
+	if (group == -2)
+		return err ? err->code : SF_ERR_NOMEM;
+	if (group >= 0) {
+		rc = close_run(w, err);
+		if (rc == SF_OK)
+			rc = emit_literal(w, start, err);
+		w->entry->segs.barrier = w->entry->segs.count;
+		first_seg = w->entry->segs.count;
+	}
+	while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
+		char *component;
+
+		if (tok.type == SF_JTOK_OBJECT_BEGIN) {
+			sf_jtok key;
+
+			rc = sf_jscan_next(w->scan, &key, err);
+			if (rc != SF_OK)
+				break;
+			component = decode_key(key.text ? key.text : "");
+		} else {
+			component = sf_strdup("#");
+		}
+		if (!component)
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		w->path[w->depth++] = component;
+		rc = walk_value(w, err);
+		free(w->path[--w->depth]);
+	}
+	if (rc == SF_OK)
+		rc = sf_jscan_next(w->scan, &tok, err); /* the closing bracket */
+	if (rc == SF_OK && group >= 0) {
+		step_group *g;
+		size_t i;
+
+		rc = emit_literal(w, tok.end, err);
+		g = group_at(w->p, group);
+		free(g->step_json.items);
+		memset(&g->step_json, 0, sizeof(g->step_json));
+		for (i = first_seg; rc == SF_OK && i < w->entry->segs.count; i++)
+			if (!seg_push(&g->step_json, w->entry->segs.items[i].shard,
+				      w->entry->segs.items[i].shard_offset, w->entry->segs.items[i].length,
+				      w->entry->segs.items[i].subst))
+				rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		g->has_step_json = 1;
+		g->step_json_mtime_sec = w->entry->mtime_sec;
+		g->step_json_mtime_nsec = w->entry->mtime_nsec;
+	}
+	return rc;
+}
+
+static sf_err walk_value(walker *w, sf_error *err)
+{
+	const json_rule *rule = match_rule(w, 1);
+
+	if (rule && rule->kind != RULE_STEP)
+		return walk_batch(w, rule, err);
+	if (rule || (w->depth < MAX_RULE_DEPTH && match_rule(w, 0)))
+		return walk_container(w, rule, err);
+	return sf_jscan_skip_value(w->scan, NULL, NULL, NULL, err);
+}
+
+/* Pack one JSON file whose batches the plan locates. */
+static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan, sf_error *err)
+{
+	src_reader reader;
+	walker w;
+	sf_jscan_options so;
+	char *full = NULL;
+	int scan_fd = -1;
+	sf_jtok tok;
+	sf_err rc;
+
+	memset(&reader, 0, sizeof(reader));
+	reader.fd = -1;
+	memset(&w, 0, sizeof(w));
+	rc = open_source(p, entry, &reader, &full, err);
+	if (rc != SF_OK)
+		goto out;
+	scan_fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (scan_fd < 0) {
+		rc = sf_error_io(err, errno, "'%s': cannot open", full);
+		goto out;
+	}
+	memset(&so, 0, sizeof(so));
+	so.max_depth = p->options->max_depth;
+	so.reject_duplicate_keys = 1;
+	so.allow_nan = 1;
+	rc = sf_jscan_open_fd(&w.scan, scan_fd, full, &so, err);
+	if (rc != SF_OK)
+		goto out;
+	w.p = p;
+	w.entry = entry;
+	w.reader = &reader;
+	w.plan = plan;
+	w.full = full;
+	rc = outer_shard(&w, err);
+	if (rc == SF_OK)
+		rc = walk_value(&w, err);
+	if (rc == SF_OK)
+		rc = sf_jscan_next(w.scan, &tok, err);
+	if (rc == SF_OK && tok.type != SF_JTOK_EOF)
+		rc = layout_error(full, tok.start, "expected the end of the file", err);
+	if (rc == SF_OK)
+		rc = close_run(&w, err);
+	if (rc == SF_OK)
+		rc = emit_literal(&w, entry->size, err);
+	if (rc == SF_OK && reader.pos != entry->size)
+		rc = sf_error_set(err, SF_ERR_IO, "'%s': file changed while being packed", full);
+	if (rc == SF_OK)
+		rc = finish_source(p, entry, &reader, err);
+	if (rc == SF_OK && entry->segs.total != entry->size)
+		rc = sf_error_set(err, SF_ERR_IO, "'%s': internal size mismatch (%" PRIu64 " != %" PRIu64 ")",
+				  full, entry->segs.total, entry->size);
+out:
+	while (w.depth > 0)
+		free(w.path[--w.depth]);
+	if (w.batch) {
+		batch_rec_release(w.batch);
+		free(w.batch);
+	}
+	sf_jscan_free(w.scan);
+	if (scan_fd >= 0)
+		close(scan_fd);
+	if (reader.fd >= 0)
+		close(reader.fd);
+	free(full);
+	return rc;
+}
+
+/* The plans of each layout (docs/VIEWS.md). */
+static const json_rule whole_file_batch[] = {
+	{ { NULL }, RULE_BATCH, "{file}", 1 },
+};
+static const json_rule per_step_manager[] = {
+	{ { "last_batch_received", "$", NULL }, RULE_BATCH, "last_batch_received/batch_{seq}.json", 0 },
+	{ { "last_batch_sent", "$", NULL }, RULE_BATCH, "last_batch_sent/batch_{seq}.json", 0 },
+};
+static const json_rule per_step_file[] = {
+	{ { "data", "*", "#", NULL }, RULE_BATCH, "{1}/batch_{seq}.json", 0 },
+	{ { "built_batches", "#", NULL }, RULE_BATCH, "built_batches/batch_{seq}.json", 0 },
+};
+static const json_rule monolithic_manager[] = {
+	{ { "$", NULL }, RULE_STEP, NULL, 0 },
+	{ { "$", "data", "*", NULL }, RULE_ROWS, "{2}.json", 0 },
+	{ { "$", "built_batches", "#", NULL }, RULE_BATCH, "built_batches/batch_{seq}.json", 0 },
+};
+
+/* ---- which file is what ------------------------------------------------ */
+
+enum { LAYOUT_CURRENT, LAYOUT_PER_BATCH, LAYOUT_PER_STEP, LAYOUT_MONOLITHIC };
+
+static const char *const layout_names[] = { "current", "per-batch", "per-step", "monolithic" };
 
 typedef struct execution {
-	char *dir;             /* relative path of the execution folder */
-	char *pipeline_dir;    /* relative path of <name> (holds steps_data/) */
+	char *dir;             /* relative path of the folder holding batch_manager.json */
+	char *pipeline_dir;    /* current layout: the folder holding steps_data/ */
 	char *pipeline_name;
 	char *pipeline_sig;
 	char *exec_sig;
+	int layout;
 } execution;
 
 static void execution_release(execution *x)
@@ -1305,51 +1715,99 @@ static void execution_release(execution *x)
 	free(x->exec_sig);
 }
 
+/* "<dir>/<name>" relative, "" dir allowed. */
+static char *rel_join(const char *dir, const char *name)
+{
+	return *dir ? sf_path_join(dir, name) : sf_strdup(name);
+}
+
+/* 1 when rel is below dir: sets *rest to the part after "dir/". */
+static int below(const char *rel, const char *dir, const char **rest)
+{
+	size_t n = strlen(dir);
+
+	if (n == 0) {
+		*rest = rel;
+		return 1;
+	}
+	if (strncmp(rel, dir, n) != 0 || rel[n] != '/')
+		return 0;
+	*rest = rel + n + 1;
+	return 1;
+}
+
 /*
- * Executions of the current layout: folders `<name>/<sig>/executions/<exec>/`
- * holding a batch_manager.json. Each path component is looked at from the end
- * so that a cache root, a pipelines/ folder or a pipeline folder all work.
+ * Every folder holding a batch_manager.json is an execution. Its layout:
+ * under `<name>/<sig>/executions/<exec>/` the current one; with
+ * batch_manager_steps/<step>/batch_manager_step.json per-batch; with
+ * batch_manager_steps/<step>.json per-step; otherwise monolithic.
  */
-static sf_err find_executions(packer *p, execution **out, size_t *count, sf_error *err)
+static sf_err find_executions(packer *p, const path_map *map, execution **out, size_t *count,
+			      sf_error *err)
 {
 	execution *list = NULL;
-	size_t n = 0, capacity = 0, i;
+	size_t n = 0, capacity = 0, i, j;
 	int ok;
 
 	for (i = 0; i < p->entry_count; i++) {
 		src_entry *e = &p->entries[i];
-		char *exec_dir, *executions, *sig_dir, *name_dir;
+		char *dir, *executions, *sig_dir, *name_dir, *steps_dir;
 		execution x;
 
 		if (e->type != SF_NODE_FILE || strcmp(base_name(e->path), "batch_manager.json") != 0)
 			continue;
-		exec_dir = parent_dir(e->path);
-		executions = exec_dir ? parent_dir(exec_dir) : NULL;
+		memset(&x, 0, sizeof(x));
+		dir = parent_dir(e->path);
+		executions = dir ? parent_dir(dir) : NULL;
 		sig_dir = executions ? parent_dir(executions) : NULL;
 		name_dir = sig_dir ? parent_dir(sig_dir) : NULL;
-		if (!name_dir) {
-			free(exec_dir);
+		steps_dir = dir ? rel_join(dir, "batch_manager_steps") : NULL;
+		if (!name_dir || !steps_dir) {
+			free(dir);
 			free(executions);
 			free(sig_dir);
+			free(steps_dir);
+			*out = list;
+			*count = n;
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		}
-		if (!*exec_dir || strcmp(base_name(executions), "executions") != 0 || !*sig_dir) {
-			free(exec_dir);
-			free(executions);
-			free(sig_dir);
-			free(name_dir);
-			continue;
+		x.dir = dir;
+		if (*dir && strcmp(base_name(executions), "executions") == 0 && *sig_dir) {
+			x.layout = LAYOUT_CURRENT;
+			x.pipeline_dir = sf_strdup(name_dir);
+			x.exec_sig = sf_strdup(base_name(dir));
+			x.pipeline_sig = sf_strdup(base_name(sig_dir));
+			x.pipeline_name = sf_strdup(*name_dir ? base_name(name_dir) : base_name(p->src));
+		} else {
+			src_entry *steps = path_map_find(p, map, steps_dir);
+			char *parent = parent_dir(dir);
+
+			x.layout = LAYOUT_MONOLITHIC;
+			if (steps && steps->type == SF_NODE_DIR) {
+				x.layout = LAYOUT_PER_STEP;
+				for (j = 0; j < p->entry_count; j++) {
+					const char *rest;
+
+					if (below(p->entries[j].path, steps_dir, &rest) && strchr(rest, '/') &&
+					    strcmp(base_name(rest), "batch_manager_step.json") == 0) {
+						x.layout = LAYOUT_PER_BATCH;
+						break;
+					}
+				}
+			}
+			x.pipeline_dir = sf_strdup(dir);
+			x.exec_sig = sf_strdup(*dir ? base_name(dir) : base_name(p->src));
+			x.pipeline_sig = sf_strdup(x.exec_sig ? x.exec_sig : "");
+			x.pipeline_name = sf_strdup(parent && *parent && x.layout != LAYOUT_MONOLITHIC
+							    ? base_name(parent) : (x.exec_sig ? x.exec_sig : ""));
+			free(parent);
 		}
-		memset(&x, 0, sizeof(x));
-		x.dir = exec_dir;
-		x.pipeline_dir = name_dir;
-		x.exec_sig = sf_strdup(base_name(exec_dir));
-		x.pipeline_sig = sf_strdup(base_name(sig_dir));
-		x.pipeline_name = sf_strdup(*name_dir ? base_name(name_dir) : base_name(p->src));
 		free(executions);
 		free(sig_dir);
+		free(name_dir);
+		free(steps_dir);
 		VEC_PUSH(list, n, capacity, x, ok);
-		if (!ok || !x.exec_sig || !x.pipeline_sig || !x.pipeline_name) {
+		if (!ok || !x.exec_sig || !x.pipeline_sig || !x.pipeline_name || !x.pipeline_dir) {
 			if (!ok)
 				execution_release(&x);
 			*out = list;
@@ -1361,6 +1819,270 @@ static sf_err find_executions(packer *p, execution **out, size_t *count, sf_erro
 	*count = n;
 	return SF_OK;
 }
+
+/* The current layout's group of a step: steps_data/<step>_<signature>. */
+static char *current_group_key(const execution *x, const char *step, const char *sig)
+{
+	char *steps_data = rel_join(x->pipeline_dir, "steps_data");
+	char *name = malloc(strlen(step) + strlen(sig) + 2);
+	char *key = NULL;
+
+	if (steps_data && name) {
+		sprintf(name, "%s_%s", step, sig);
+		key = sf_path_join(steps_data, name);
+	}
+	free(steps_data);
+	free(name);
+	return key;
+}
+
+static char *named_group_key(const execution *x, const char *step)
+{
+	char *key = malloc(strlen(x->dir) + strlen(step) + 2);
+
+	if (key)
+		sprintf(key, "%s\n%s", x->dir, step);
+	return key;
+}
+
+static sf_err mark_whole_batch(packer *p, src_entry *e, const char *key, const char *label,
+			       const char *name, long execution_id, sf_error *err)
+{
+	long g = group_get(p, key, label, err);
+
+	if (g < 0)
+		return err ? err->code : SF_ERR_NOMEM;
+	e->role = ROLE_WHOLE_BATCH;
+	e->group = g;
+	e->execution = execution_id;
+	e->batch_name = sf_strdup(name);
+	if (!e->batch_name)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (!batch_number(base_name(e->path), &e->seq)) {
+		/* batch_<seq>_<hash>.json: the number before the hash */
+		const char *b = base_name(e->path);
+
+		e->seq = strncmp(b, "batch_", 6) == 0 ? strtoull(b + 6, NULL, 10) : 0;
+	}
+	return SF_OK;
+}
+
+/* Give every file its role, from the executions' layouts. */
+static sf_err classify(packer *p, const path_map *map, execution *xs, size_t count, sf_error *err)
+{
+	size_t i, k;
+	sf_err rc = SF_OK;
+
+	/* steps_data/<step>_<sig>/batch_<seq>.json of current-layout pipelines */
+	for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
+		src_entry *e = &p->entries[i];
+		uint64_t seq;
+		char *dir, *grand;
+
+		if (e->type != SF_NODE_FILE || !batch_number(base_name(e->path), &seq))
+			continue;
+		dir = parent_dir(e->path);
+		grand = dir ? parent_dir(dir) : NULL;
+		if (!grand) {
+			free(dir);
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+		for (k = 0; k < count; k++) {
+			char *steps_data = rel_join(xs[k].pipeline_dir, "steps_data");
+
+			if (xs[k].layout == LAYOUT_CURRENT && steps_data && strcmp(grand, steps_data) == 0) {
+				free(steps_data);
+				rc = mark_whole_batch(p, e, dir, base_name(dir), base_name(e->path), (long)k, err);
+				break;
+			}
+			free(steps_data);
+		}
+		free(dir);
+		free(grand);
+	}
+	for (k = 0; rc == SF_OK && k < count; k++) {
+		execution *x = &xs[k];
+		char *steps_dir = rel_join(x->dir, "batch_manager_steps");
+		char *manager = rel_join(x->dir, "batch_manager.json");
+
+		if (!steps_dir || !manager) {
+			free(steps_dir);
+			free(manager);
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+		for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
+			src_entry *e = &p->entries[i];
+			const char *rest, *slash;
+			char *step = NULL, *key = NULL;
+
+			if (e->type != SF_NODE_FILE || e->role != ROLE_PLAIN)
+				continue;
+			if (strcmp(e->path, manager) == 0) {
+				if (x->layout == LAYOUT_PER_STEP)
+					e->role = ROLE_PER_STEP_MANAGER, e->execution = (long)k;
+				else if (x->layout == LAYOUT_MONOLITHIC)
+					e->role = ROLE_MONOLITHIC, e->execution = (long)k;
+				continue;
+			}
+			if (!below(e->path, steps_dir, &rest))
+				continue;
+			slash = strchr(rest, '/');
+			if (!slash) {
+				/* batch_manager_steps/<step>.json */
+				size_t len = strlen(rest);
+
+				if (x->layout != LAYOUT_PER_STEP || len <= 5 || strcmp(rest + len - 5, ".json") != 0)
+					continue;
+				step = sf_strndup(rest, len - 5);
+				key = step ? named_group_key(x, step) : NULL;
+				e->group = key ? group_get(p, key, step, err) : -1;
+				if (e->group >= 0) {
+					e->role = ROLE_PER_STEP_FILE;
+					e->execution = (long)k;
+				} else if (!key) {
+					rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+				} else {
+					rc = err ? err->code : SF_ERR_NOMEM;
+				}
+			} else if (strchr(slash + 1, '/') && !strchr(strchr(slash + 1, '/') + 1, '/') &&
+				   strncmp(base_name(rest), "batch_", 6) == 0 &&
+				   strcmp(base_name(rest) + strlen(base_name(rest)) - 5, ".json") == 0) {
+				/* batch_manager_steps/<step>/<sub>/batch_*.json */
+				const char *sub = slash + 1;
+				size_t sub_len = (size_t)(strchr(sub, '/') - sub);
+				char name[SF_MAX_PATH_BYTES];
+
+				step = sf_strndup(rest, (size_t)(slash - rest));
+				if (!step)
+					return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+				snprintf(name, sizeof(name), "%.*s/%s", (int)sub_len, sub, base_name(rest));
+				if (x->layout == LAYOUT_PER_BATCH) {
+					key = named_group_key(x, step);
+					rc = key ? mark_whole_batch(p, e, key, step, name, (long)k, err)
+						 : sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+				} else if (x->layout == LAYOUT_CURRENT && sub_len == 13 &&
+					   strncmp(sub, "built_batches", 13) == 0) {
+					/* an interrupted run's built batches join the step's steps_data group */
+					char *step_file = rel_join(steps_dir, step), *step_json = NULL, *sig = NULL;
+
+					step_json = step_file ? sf_path_join(step_file, "batch_manager_step.json") : NULL;
+					sig = step_json ? top_level_string(p, step_json, "step_signature") : NULL;
+					if (sig) {
+						key = current_group_key(x, step, sig);
+						if (key) {
+							char label[SF_MAX_PATH_BYTES];
+
+							snprintf(label, sizeof(label), "%s_%s", step, sig);
+							rc = mark_whole_batch(p, e, key, label, name, (long)k, err);
+						}
+					}
+					free(sig);
+					free(step_json);
+					free(step_file);
+				}
+			}
+			free(step);
+			free(key);
+		}
+		free(steps_dir);
+		free(manager);
+	}
+	return rc;
+}
+
+static packer *sort_context;
+
+/* Whole-batch files by group, then batch number, then path. */
+static int compare_whole_batches(const void *a, const void *b)
+{
+	const src_entry *x = &sort_context->entries[*(const size_t *)a];
+	const src_entry *y = &sort_context->entries[*(const size_t *)b];
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+static int compare_batch_recs(const void *a, const void *b)
+{
+	const batch_rec *x = a, *y = b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Pack every file that holds batches, then close the step shards and
+   assemble each step's rows.jsonl in seq_no order. */
+static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
+{
+	size_t *order = NULL, n = 0, i, g;
+	sf_err rc = SF_OK;
+
+	order = malloc((p->entry_count ? p->entry_count : 1) * sizeof(*order));
+	if (!order)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	for (i = 0; i < p->entry_count; i++)
+		if (p->entries[i].role == ROLE_WHOLE_BATCH)
+			order[n++] = i;
+	sort_context = p;
+	qsort(order, n, sizeof(*order), compare_whole_batches);
+	for (i = 0; rc == SF_OK && i < n; i++) {
+		src_entry *e = &p->entries[order[i]];
+		json_plan plan = { whole_file_batch, 1, "", e->group, e->batch_name };
+
+		rc = pack_json_file(p, e, &plan, err);
+	}
+	for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
+		src_entry *e = &p->entries[i];
+		json_plan plan = { NULL, 0, "", -1, NULL };
+
+		if (e->role == ROLE_PER_STEP_FILE) {
+			plan.rules = per_step_file;
+			plan.rule_count = sizeof(per_step_file) / sizeof(*per_step_file);
+			plan.file_group = e->group;
+		} else if (e->role == ROLE_PER_STEP_MANAGER) {
+			plan.rules = per_step_manager;
+			plan.rule_count = sizeof(per_step_manager) / sizeof(*per_step_manager);
+		} else if (e->role == ROLE_MONOLITHIC) {
+			plan.rules = monolithic_manager;
+			plan.rule_count = sizeof(monolithic_manager) / sizeof(*monolithic_manager);
+		} else {
+			continue;
+		}
+		plan.group_prefix = xs[e->execution].dir;
+		rc = pack_json_file(p, e, &plan, err);
+	}
+	free(order);
+	for (g = 0; g < p->group_count; g++) {
+		step_group *group = &p->groups[g];
+
+		if (group->shard >= 0) {
+			sf_err close_rc = shard_close(p, group->shard, err);
+
+			if (rc == SF_OK)
+				rc = close_rc;
+			group->shard = -1;
+		}
+		for (i = 0; i < group->shard_id_count; i++)
+			group->stored_bytes += p->shards[group->shard_ids[i]].compressed_bytes;
+		qsort(group->batches, group->batch_count, sizeof(*group->batches), compare_batch_recs);
+		for (i = 0; rc == SF_OK && i < group->batch_count; i++) {
+			seg_vec *rows = &group->batches[i].rows;
+			size_t k;
+
+			for (k = 0; k < rows->count; k++)
+				if (!seg_push(&group->rows_segs, rows->items[k].shard, rows->items[k].shard_offset,
+					      rows->items[k].length, rows->items[k].subst))
+					rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+	}
+	return rc;
+}
+
+/* ---- the step views ------------------------------------------------------ */
 
 /* Join a view prefix ("" or "pipe/exec") and a name. */
 static char *view_path(const char *prefix, const char *name)
@@ -1384,6 +2106,160 @@ static char *json_quote(const char *text)
 	return out;
 }
 
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* step_N/: step.json, batches/, rows.jsonl, as one index. */
+static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_json,
+			      int64_t step_sec, uint32_t step_nsec, uint64_t step_hash, int has_step_hash,
+			      int64_t mtime_sec, uint32_t mtime_nsec, long *index_id, sf_error *err)
+{
+	json_t *entries = json_array();
+	char **names = NULL;
+	size_t b, count = group ? group->batch_count : 0;
+	seg_vec empty = { NULL, 0, 0, 0, 0 };
+
+	if (!entries)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (step_json)
+		json_array_append_new(entries, file_json("step.json", 0444, step_sec, step_nsec, step_json,
+							 has_step_hash, step_hash));
+	json_array_append_new(entries, dir_json("batches", 0555, mtime_sec, mtime_nsec, -1));
+	names = calloc(count ? count : 1, sizeof(*names));
+	if (!names) {
+		json_decref(entries);
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	for (b = 0; b < count; b++) {
+		batch_rec *rec = &group->batches[b];
+		char *path = sf_path_join("batches", rec->name);
+
+		names[b] = path;
+	}
+	/* two batches with one name (odd input): the later ones get "~N" */
+	{
+		char **sorted = malloc((count ? count : 1) * sizeof(*sorted));
+
+		if (sorted) {
+			memcpy(sorted, names, count * sizeof(*sorted));
+			qsort(sorted, count, sizeof(*sorted), compare_strings);
+			for (b = 1; b < count; b++) {
+				if (sorted[b] && sorted[b - 1] && strcmp(sorted[b], sorted[b - 1]) == 0) {
+					size_t k;
+
+					for (k = 0; k < count; k++) {
+						if (names[k] == sorted[b]) {
+							char *renamed = malloc(strlen(names[k]) + 24);
+
+							if (renamed) {
+								sprintf(renamed, "%s~%zu", names[k], k);
+								free(names[k]);
+								names[k] = renamed;
+							}
+							break;
+						}
+					}
+				}
+			}
+			free(sorted);
+		}
+	}
+	for (b = 0; b < count; b++) {
+		batch_rec *rec = &group->batches[b];
+
+		if (names[b])
+			json_array_append_new(entries, file_json(names[b], 0444, rec->mtime_sec, rec->mtime_nsec,
+								 &rec->segs, 1, rec->xxh64));
+		free(names[b]);
+	}
+	free(names);
+	json_array_append_new(entries, file_json("rows.jsonl", 0444, mtime_sec, mtime_nsec,
+						 group ? &group->rows_segs : &empty, 0, 0));
+	return write_index(p, entries, index_id, err);
+}
+
+/* Step names in pipeline order: pipeline.yaml, else batch_manager.json's
+   "steps", then any step the files held that neither listed. */
+static sf_err step_names(packer *p, const path_map *map, const execution *x, char ***names_out,
+			 size_t *count_out, sf_error *err)
+{
+	char *yaml_rel = rel_join(x->dir, "pipeline.yaml"), **names = NULL;
+	size_t count = 0, capacity = 0, g, i;
+	src_entry *yaml;
+	sf_err rc = SF_OK;
+	int ok;
+
+	if (!yaml_rel)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	yaml = path_map_find(p, map, yaml_rel);
+	if (yaml && yaml->type == SF_NODE_FILE) {
+		char *full = sf_path_join(p->src, yaml_rel);
+
+		rc = full ? sf_pipeline_yaml_steps(full, &names, &count, err)
+			  : sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		capacity = count;
+		free(full);
+	}
+	free(yaml_rel);
+	if (rc != SF_OK)
+		return rc;
+	if (count == 0 && x->layout != LAYOUT_MONOLITHIC) {
+		char *manager_rel = rel_join(x->dir, "batch_manager.json");
+		size_t raw_len = 0;
+		char *raw = manager_rel ? read_json_text(p, manager_rel, 64u << 20, &raw_len, NULL) : NULL;
+		json_t *doc = raw ? json_loadb(raw, raw_len, 0, NULL) : NULL;
+		const char *key;
+		json_t *value;
+
+		json_object_foreach(json_object_get(doc, "steps"), key, value) {
+			char *copy = sf_strdup(key);
+
+			VEC_PUSH(names, count, capacity, copy, ok);
+			(void)value;
+			if (!ok)
+				free(copy);
+		}
+		if (doc)
+			json_decref(doc);
+		free(raw);
+		free(manager_rel);
+	}
+	/* steps known only from their data (no pipeline.yaml, or not in it) */
+	for (g = 0; x->layout != LAYOUT_CURRENT && g < p->group_count; g++) {
+		const char *rest;
+
+		if (strncmp(p->groups[g].key, x->dir, strlen(x->dir)) != 0 ||
+		    p->groups[g].key[strlen(x->dir)] != '\n')
+			continue;
+		rest = p->groups[g].key + strlen(x->dir) + 1;
+		for (i = 0; i < count; i++)
+			if (strcmp(names[i], rest) == 0)
+				break;
+		if (i == count) {
+			char *copy = sf_strdup(rest);
+
+			VEC_PUSH(names, count, capacity, copy, ok);
+			if (!ok)
+				free(copy);
+		}
+	}
+	*names_out = names;
+	*count_out = count;
+	return SF_OK;
+}
+
+static long find_group(const packer *p, const char *key)
+{
+	size_t g;
+
+	for (g = 0; key && g < p->group_count; g++)
+		if (strcmp(p->groups[g].key, key) == 0)
+			return (long)g;
+	return -1;
+}
+
 /*
  * One execution's views: manager_meta.json, step_N/ (each its own index),
  * by-name/. Root entries are appended to root_entries under prefix.
@@ -1391,128 +2267,117 @@ static char *json_quote(const char *text)
 static sf_err build_execution(packer *p, const path_map *map, execution *x, const char *prefix,
 			      json_t *root_entries, json_t *summary, sf_error *err)
 {
-	char **names = NULL, *manager_rel = NULL, *yaml_rel = NULL, *raw = NULL;
+	char **names = NULL, *manager_rel = NULL, *raw = NULL;
 	size_t name_count = 0, raw_len = 0, i;
-	src_entry *manager, *yaml;
+	src_entry *manager;
 	json_t *steps = json_array(), *step_summaries = json_array();
 	sf_err rc = SF_OK;
 	FILE *meta = NULL;
 	char *meta_text = NULL;
 	size_t meta_len = 0;
-	seg_vec meta_segs = { NULL, 0, 0, 0 };
+	seg_vec meta_segs = { NULL, 0, 0, 0, 0 };
+	int64_t manager_sec;
+	uint32_t manager_nsec;
 
-	manager_rel = sf_path_join(x->dir, "batch_manager.json");
-	yaml_rel = sf_path_join(x->dir, "pipeline.yaml");
-	if (!manager_rel || !yaml_rel || !steps || !step_summaries) {
+	manager_rel = rel_join(x->dir, "batch_manager.json");
+	if (!manager_rel || !steps || !step_summaries) {
 		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	manager = path_map_find(p, map, manager_rel);
-	yaml = path_map_find(p, map, yaml_rel);
-	if (yaml && yaml->type == SF_NODE_FILE) {
-		char *full = sf_path_join(p->src, yaml_rel);
-
-		rc = full ? sf_pipeline_yaml_steps(full, &names, &name_count, err)
-			  : sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-		free(full);
-		if (rc != SF_OK)
-			goto out;
-	}
-	raw = read_json_text(p, manager_rel, 64u << 20, &raw_len, err);
-	if (!raw) {
-		rc = err ? err->code : SF_ERR_FORMAT;
+	manager_sec = manager ? manager->mtime_sec : 0;
+	manager_nsec = manager ? manager->mtime_nsec : 0;
+	rc = step_names(p, map, x, &names, &name_count, err);
+	if (rc != SF_OK)
 		goto out;
-	}
-	if (name_count == 0) {
-		/* no pipeline.yaml: the order of batch_manager.json's "steps" */
-		json_t *doc = json_loadb(raw, raw_len, JSON_ALLOW_NUL, NULL), *map_steps;
-		const char *key;
-		json_t *value;
-
-		map_steps = doc ? json_object_get(doc, "steps") : NULL;
-		names = calloc(map_steps ? json_object_size(map_steps) + 1 : 1, sizeof(char *));
-		if (names)
-			json_object_foreach(map_steps, key, value) names[name_count++] = sf_strdup(key);
-		if (doc)
-			json_decref(doc);
+	/* the manager's own metadata, verbatim, where the file holds no rows */
+	if (x->layout == LAYOUT_CURRENT || x->layout == LAYOUT_PER_BATCH) {
+		raw = read_json_text(p, manager_rel, 64u << 20, &raw_len, err);
+		if (!raw) {
+			rc = err ? err->code : SF_ERR_FORMAT;
+			goto out;
+		}
 	}
 	for (i = 0; i < name_count; i++) {
-		char step_dir_name[32], *step_rel, *sig = NULL, *step_view, *safe, *link_path, *link_target;
-		src_entry *step_file;
+		char step_dir_name[32], *step_rel = NULL, *sig = NULL, *step_view, *safe, *link_path, *key = NULL;
+		src_entry *step_file = NULL;
 		step_group *group = NULL;
-		json_t *entries = json_array(), *info;
-		long index_id = -1;
-		size_t g, b;
-		int64_t mtime_sec = manager ? manager->mtime_sec : 0;
-		uint32_t mtime_nsec = manager ? manager->mtime_nsec : 0;
+		const seg_vec *step_json = NULL;
+		json_t *info;
+		long index_id = -1, g;
+		int64_t mtime_sec = manager_sec, step_sec = manager_sec;
+		uint32_t mtime_nsec = manager_nsec, step_nsec = manager_nsec;
+		uint64_t step_hash = 0;
+		int has_step_hash = 0;
+		char *steps_dir = rel_join(x->dir, "batch_manager_steps");
 
 		snprintf(step_dir_name, sizeof(step_dir_name), "step_%zu", i);
-		step_rel = sf_path_join(x->dir, "batch_manager_steps");
-		{
-			char *tmp = step_rel ? sf_path_join(step_rel, names[i]) : NULL;
+		if (steps_dir && !strchr(names[i], '/') && strcmp(names[i], "..") != 0 && strcmp(names[i], ".") != 0) {
+			char *tmp = sf_path_join(steps_dir, names[i]);
 
-			free(step_rel);
-			step_rel = tmp ? sf_path_join(tmp, "batch_manager_step.json") : NULL;
+			if (tmp && x->layout == LAYOUT_PER_STEP) {
+				step_rel = malloc(strlen(tmp) + 6);
+				if (step_rel)
+					sprintf(step_rel, "%s.json", tmp);
+			} else if (tmp) {
+				step_rel = sf_path_join(tmp, "batch_manager_step.json");
+			}
 			free(tmp);
 		}
-		if (!step_rel || !entries) {
-			free(step_rel);
-			json_decref(entries);
-			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		/* a step name with '/' cannot name a real folder; look it up anyway */
-		step_file = strchr(names[i], '/') ? NULL : path_map_find(p, map, step_rel);
-		if (step_file && step_file->type == SF_NODE_FILE)
+		free(steps_dir);
+		step_file = step_rel ? path_map_find(p, map, step_rel) : NULL;
+		if (step_file && step_file->type != SF_NODE_FILE)
+			step_file = NULL;
+		if (step_file && (x->layout == LAYOUT_CURRENT || x->layout == LAYOUT_PER_BATCH))
 			sig = top_level_string(p, step_rel, "step_signature");
 		free(step_rel);
-		for (g = 0; g < p->group_count; g++) {
-			step_group *candidate = &p->groups[g];
-			char *gparent = parent_dir(candidate->dir), *gpipe = gparent ? parent_dir(gparent) : NULL;
-			const char *gname = base_name(candidate->dir);
-			size_t nlen = strlen(names[i]);
-			int same_pipeline = gpipe && strcmp(gpipe, x->pipeline_dir) == 0;
+		if (x->layout == LAYOUT_CURRENT) {
+			if (sig) {
+				key = current_group_key(x, names[i], sig);
+			} else {
+				/* no signature: the one steps_data folder named after the step */
+				char *prefix_key = current_group_key(x, names[i], "");
+				size_t gi, found = 0;
 
-			free(gparent);
-			free(gpipe);
-			if (!same_pipeline || strncmp(gname, names[i], nlen) != 0 || gname[nlen] != '_')
-				continue;
-			if (sig ? strcmp(gname + nlen + 1, sig) == 0 : group == NULL)
-				group = candidate;
-			else if (!sig)
-				group = NULL; /* ambiguous without a signature */
+				for (gi = 0; prefix_key && gi < p->group_count; gi++) {
+					if (strncmp(p->groups[gi].key, prefix_key, strlen(prefix_key)) == 0 &&
+					    !strchr(p->groups[gi].key + strlen(prefix_key), '/')) {
+						found++;
+						free(key);
+						key = sf_strdup(p->groups[gi].key);
+					}
+				}
+				if (found == 1 && key)
+					sig = sf_strdup(p->groups[find_group(p, key)].key + strlen(prefix_key));
+				else {
+					free(key);
+					key = NULL;
+				}
+				free(prefix_key);
+			}
+		} else {
+			key = named_group_key(x, names[i]);
 		}
-		if (!sig && group)
-			sig = sf_strdup(base_name(group->dir) + strlen(names[i]) + 1);
-		if (group) {
+		g = find_group(p, key);
+		free(key);
+		group = g >= 0 ? &p->groups[g] : NULL;
+		if (group && group->batch_count) {
 			mtime_sec = group->mtime_sec;
 			mtime_nsec = group->mtime_nsec;
 		}
-		if (step_file && step_file->type == SF_NODE_FILE)
-			json_array_append_new(entries, file_json("step.json", 0444, step_file->mtime_sec,
-								 step_file->mtime_nsec, &step_file->segs, 1,
-								 step_file->xxh64));
-		json_array_append_new(entries, dir_json("batches", 0555, mtime_sec, mtime_nsec, -1));
-		for (b = 0; group && b < group->file_count; b++) {
-			src_entry *batch = &p->entries[group->files[b]];
-			char *bpath = sf_path_join("batches", base_name(batch->path));
-
-			json_array_append_new(entries, file_json(bpath, 0444, batch->mtime_sec, batch->mtime_nsec,
-								 &batch->segs, 1, batch->xxh64));
-			free(bpath);
+		if (step_file) {
+			step_json = &step_file->segs;
+			step_sec = step_file->mtime_sec;
+			step_nsec = step_file->mtime_nsec;
+			step_hash = step_file->xxh64;
+			has_step_hash = 1;
+		} else if (group && group->has_step_json) {
+			step_json = &group->step_json;
+			step_sec = group->step_json_mtime_sec;
+			step_nsec = group->step_json_mtime_nsec;
 		}
-		{
-			seg_vec empty = { NULL, 0, 0, 0 };
-			uint64_t rows_hash = 0;
-
-			if (group)
-				rows_hash = sf_xxh64_digest(&group->rows_hash);
-			else
-				rows_hash = sf_xxh64("", 0, 0);
-			json_array_append_new(entries, file_json("rows.jsonl", 0444, mtime_sec, mtime_nsec,
-								 group ? &group->rows_segs : &empty, 1, rows_hash));
-		}
-		rc = write_index(p, entries, &index_id, err);
+		rc = build_step_view(p, group, step_json, step_sec, step_nsec, step_hash, has_step_hash,
+				     mtime_sec, mtime_nsec, &index_id, err);
 		if (rc != SF_OK) {
 			free(sig);
 			goto out;
@@ -1522,12 +2387,11 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 		safe = safe_name(names[i]);
 		link_path = view_path(prefix, "by-name");
 		if (link_path && i == 0)
-			json_array_append_new(root_entries, dir_json(link_path, 0555, manager ? manager->mtime_sec : 0,
-								     manager ? manager->mtime_nsec : 0, -1));
+			json_array_append_new(root_entries, dir_json(link_path, 0555, manager_sec, manager_nsec, -1));
 		if (safe && link_path) {
 			char *full_link = sf_path_join(link_path, safe);
+			char *link_target = sf_path_join("..", step_dir_name);
 
-			link_target = sf_path_join("..", step_dir_name);
 			if (full_link && link_target)
 				json_array_append_new(root_entries,
 						      symlink_json(full_link, link_target, mtime_sec, mtime_nsec));
@@ -1538,7 +2402,7 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 		free(safe);
 		info = json_pack("{s:I,s:s,s:s?,s:s,s:I,s:I,s:{s:I,s:I,s:I}}", "index", (json_int_t)i, "name",
 				 names[i], "signature", sig, "path", step_view,
-				 "batches", (json_int_t)(group ? group->file_count : 0),
+				 "batches", (json_int_t)(group ? group->batch_count : 0),
 				 "rows", (json_int_t)(group ? group->rows : 0),
 				 "bytes", "batch_files", (json_int_t)(group ? group->batch_bytes : 0),
 				 "rows_jsonl", (json_int_t)(group ? group->rows_segs.total : 0),
@@ -1549,7 +2413,7 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 
 			info = json_pack("{s:I,s:s,s:s?,s:s,s:I,s:I}", "index", (json_int_t)i, "name_hex",
 					 hex ? hex : "", "signature", sig, "path", step_view,
-					 "batches", (json_int_t)(group ? group->file_count : 0),
+					 "batches", (json_int_t)(group ? group->batch_count : 0),
 					 "rows", (json_int_t)(group ? group->rows : 0));
 			free(hex);
 		}
@@ -1559,24 +2423,30 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 		free(step_view);
 		free(sig);
 	}
-	if (name_count > 0 || manager) {
+	{
 		char by_name[SF_MAX_PATH_BYTES];
 		char *steps_text = json_dumps(steps, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		char *qname = json_quote(x->pipeline_name), *qsig = json_quote(x->pipeline_sig);
-		char *qexec = json_quote(x->exec_sig), *qsource = NULL;
+		char *qexec = json_quote(x->exec_sig), *qsource = NULL, *qmanager = NULL;
 		char *source_path = view_path("source", x->dir);
+		char *manager_path = view_path("source", manager_rel);
 
 		qsource = source_path ? json_quote(source_path) : NULL;
+		qmanager = manager_path ? json_quote(manager_path) : NULL;
 		meta = open_memstream(&meta_text, &meta_len);
-		if (!meta || !steps_text || !qname || !qsig || !qexec || !qsource) {
+		if (!meta || !steps_text || !qname || !qsig || !qexec || !qsource || !qmanager) {
 			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		} else {
 			fprintf(meta, "{\n  \"stepfs\": {\"view\": \"manager_meta\", \"version\": 1},\n"
-				      "  \"layout\": \"current\",\n"
+				      "  \"layout\": \"%s\",\n"
 				      "  \"pipeline\": {\"name\": %s, \"signature\": %s},\n"
-				      "  \"execution\": %s,\n  \"source\": %s,\n  \"batch_manager\": ",
-				qname, qsig, qexec, qsource);
-			fwrite(raw, 1, raw_len, meta);
+				      "  \"execution\": %s,\n  \"source\": %s,\n  \"batch_manager_file\": %s,\n"
+				      "  \"batch_manager\": ",
+				layout_names[x->layout], qname, qsig, qexec, qsource, qmanager);
+			if (raw)
+				fwrite(raw, 1, raw_len, meta);
+			else
+				fputs("null", meta); /* that file holds rows: see step_N/ */
 			fprintf(meta, ",\n  \"steps\": %s\n}\n", steps_text);
 		}
 		if (meta)
@@ -1586,21 +2456,22 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 		free(qsig);
 		free(qexec);
 		free(qsource);
+		free(qmanager);
 		free(source_path);
+		free(manager_path);
 		if (rc != SF_OK)
 			goto out;
 		rc = store_generated(p, meta_text, meta_len, &meta_segs, err);
 		if (rc != SF_OK)
 			goto out;
 		snprintf(by_name, sizeof(by_name), "%s%smanager_meta.json", prefix, *prefix ? "/" : "");
-		json_array_append_new(root_entries,
-				      file_json(by_name, 0444, manager ? manager->mtime_sec : 0,
-						manager ? manager->mtime_nsec : 0, &meta_segs, 1,
-						sf_xxh64(meta_text, meta_len, 0)));
+		json_array_append_new(root_entries, file_json(by_name, 0444, manager_sec, manager_nsec, &meta_segs, 1,
+							      sf_xxh64(meta_text, meta_len, 0)));
 	}
-	json_array_append_new(summary, json_pack("{s:s,s:s,s:s,s:s,s:O}", "path", prefix,
-						 "pipeline", x->pipeline_name, "signature", x->pipeline_sig,
-						 "execution", x->exec_sig, "steps", step_summaries));
+	json_array_append_new(summary, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "path", prefix, "layout",
+						 layout_names[x->layout], "pipeline", x->pipeline_name,
+						 "signature", x->pipeline_sig, "execution", x->exec_sig,
+						 "steps", step_summaries));
 out:
 	free(meta_segs.items);
 	free(meta_text);
@@ -1609,7 +2480,6 @@ out:
 	json_decref(step_summaries);
 	sf_pipeline_yaml_names_free(names, name_count);
 	free(manager_rel);
-	free(yaml_rel);
 	return rc;
 }
 
@@ -1620,7 +2490,7 @@ static sf_err build_root_meta(packer *p, json_t *executions, json_t *root_entrie
 	json_t *doc = json_pack("{s:{s:s,s:i},s:s,s:s,s:O}", "stepfs", "view", "manager_meta", "version", 1,
 				"layout", p->layout, "source", "source", "executions", executions);
 	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	seg_vec segs = { NULL, 0, 0, 0 };
+	seg_vec segs = { NULL, 0, 0, 0, 0 };
 	sf_err rc;
 
 	json_decref(doc);
@@ -1783,15 +2653,24 @@ static void packer_release(packer *p)
 	size_t i;
 
 	for (i = 0; i < p->entry_count; i++) {
+		free(p->entries[i].batch_name);
 		free(p->entries[i].path);
 		free(p->entries[i].target);
 		free(p->entries[i].segs.items);
 	}
 	free(p->entries);
 	for (i = 0; i < p->group_count; i++) {
-		free(p->groups[i].dir);
-		free(p->groups[i].files);
-		free(p->groups[i].rows_segs.items);
+		step_group *g = &p->groups[i];
+		size_t b;
+
+		for (b = 0; b < g->batch_count; b++)
+			batch_rec_release(&g->batches[b]);
+		free(g->batches);
+		free(g->key);
+		free(g->label);
+		free(g->step_json.items);
+		free(g->rows_segs.items);
+		free(g->shard_ids);
 	}
 	free(p->groups);
 	for (i = 0; i < p->shard_count; i++) {
@@ -1943,33 +2822,48 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	}
 	rc = path_map_build(&p, &map, err);
 	if (rc == SF_OK)
-		rc = find_executions(&p, &executions, &execution_count, err);
+		rc = find_executions(&p, &map, &executions, &execution_count, err);
 	if (rc != SF_OK)
 		goto out;
-	if (strcmp(options->layout ? options->layout : "auto", "auto") == 0)
-		p.layout = execution_count ? "current" : "plain";
-	else if (strcmp(options->layout, "current") == 0 || strcmp(options->layout, "plain") == 0)
-		p.layout = options->layout;
-	else {
-		rc = sf_error_set(err, SF_ERR_INVALID, "unknown layout '%s' (expected auto, current or plain)",
-				  options->layout);
-		goto out;
+	{
+		const char *forced = options->layout ? options->layout : "auto";
+		int layout_id = -1;
+
+		for (i = 0; i < sizeof(layout_names) / sizeof(*layout_names); i++)
+			if (strcmp(forced, layout_names[i]) == 0)
+				layout_id = (int)i;
+		if (strcmp(forced, "plain") == 0) {
+			for (i = 0; i < execution_count; i++)
+				execution_release(&executions[i]);
+			execution_count = 0;
+		} else if (layout_id >= 0) {
+			if (execution_count == 0) {
+				rc = sf_error_set(err, SF_ERR_FORMAT,
+						  "'%s': no batch_manager.json found, so not a %s cache", src, forced);
+				goto out;
+			}
+			for (i = 0; i < execution_count; i++)
+				executions[i].layout = layout_id;
+		} else if (strcmp(forced, "auto") != 0) {
+			rc = sf_error_set(err, SF_ERR_INVALID,
+					  "unknown layout '%s' (expected auto, current, per-batch, per-step, monolithic or plain)",
+					  forced);
+			goto out;
+		}
+		p.layout = execution_count ? layout_names[executions[0].layout] : "plain";
+		for (i = 1; i < execution_count; i++)
+			if (executions[i].layout != executions[0].layout)
+				p.layout = "mixed";
 	}
-	if (strcmp(p.layout, "current") == 0 && execution_count == 0) {
-		rc = sf_error_set(err, SF_ERR_FORMAT,
-				  "'%s': no execution of the current layout found (expected <name>/<signature>/executions/<execution>/batch_manager.json)",
-				  src);
-		goto out;
-	}
-	if (strcmp(p.layout, "current") == 0)
-		rc = find_groups(&p, err);
+	rc = classify(&p, &map, executions, execution_count, err);
 	if (rc == SF_OK)
 		rc = shard_open(&p, "files", "files", options->level, &p.files_shard, err);
 	if (rc == SF_OK)
 		rc = pack_plain_files(&p, err);
+	if (rc == SF_OK)
+		rc = pack_batches(&p, executions, err);
 	for (i = 0; rc == SF_OK && i < p.group_count; i++) {
-		rc = pack_group(&p, &p.groups[i], err);
-		summary.batches += p.groups[i].file_count;
+		summary.batches += p.groups[i].batch_count;
 		summary.rows += p.groups[i].rows;
 	}
 	if (rc == SF_OK)
