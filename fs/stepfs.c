@@ -398,18 +398,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		pthread_mutex_unlock(&fs_state.lock);
 		reply_error(req, &err);
 	} else {
+		int sequential = 0;
+
 		pthread_mutex_lock(&fs_state.lock);
 		fs_state.reads++;
 		fs_state.bytes_served += got;
 		pthread_mutex_unlock(&fs_state.lock);
-		fuse_reply_buf(req, buf, got);
+		/* Before the reply: once it is sent, the file may be closed and
+		   its handle freed by a release on another thread. */
 		if (of) {
 			uint64_t expected = __atomic_exchange_n(&of->next_offset, (uint64_t)offset + got,
 								__ATOMIC_RELAXED);
 
-			if (expected == (uint64_t)offset && got == size)
-				read_ahead(node, (uint64_t)offset + got);
+			sequential = expected == (uint64_t)offset && got == size;
 		}
+		fuse_reply_buf(req, buf, got);
+		if (sequential)
+			read_ahead(node, (uint64_t)offset + got);
 	}
 	free(buf);
 }
@@ -524,8 +529,10 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/* No splice: replies come from malloc'd buffers that are freed or
+	   reused right after fuse_reply_buf(), which a gifted or moved page
+	   must not be. */
+	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -680,8 +687,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		/* before the user's own -o options, so theirs win */
-		snprintf(threads_option, sizeof(threads_option), "-omax_threads=%d", config.mount_threads);
-		fuse_opt_insert_arg(&args, 1, threads_option);
+		if (config.mount_threads > 0) {
+			snprintf(threads_option, sizeof(threads_option), "-omax_threads=%d", config.mount_threads);
+			fuse_opt_insert_arg(&args, 1, threads_option);
+		}
 		config_cache_bytes = (size_t)config.mount_cache_bytes;
 		sf_config_release(&config);
 	}
@@ -705,6 +714,15 @@ int main(int argc, char **argv)
 	openlog("stepfs", LOG_PID, LOG_DAEMON);
 	memset(&store_options, 0, sizeof(store_options));
 	store_options.cache_bytes = opts.cache_mib ? (size_t)opts.cache_mib << 20 : config_cache_bytes;
+	{
+		/* the daemon changes to "/": open the store by its absolute path */
+		char *absolute = realpath(opts.store, NULL);
+
+		if (absolute) {
+			free(opts.store);
+			opts.store = absolute;
+		}
+	}
 	if (sf_store_open(&fs_state.store, opts.store, &store_options, &err) != SF_OK) {
 		fprintf(stderr, "stepfs: %s\n", err.message);
 		goto out;
@@ -749,8 +767,10 @@ int main(int argc, char **argv)
 	} else {
 		loop_config = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop_config, cmdline.clone_fd);
-		fuse_loop_cfg_set_max_threads(loop_config, cmdline.max_threads);
-		fuse_loop_cfg_set_idle_threads(loop_config, cmdline.max_idle_threads);
+		if (cmdline.max_threads >= 1 && cmdline.max_threads <= 100000)
+			fuse_loop_cfg_set_max_threads(loop_config, cmdline.max_threads);
+		if (cmdline.max_idle_threads <= 100000)
+			fuse_loop_cfg_set_idle_threads(loop_config, cmdline.max_idle_threads);
 		rc = fuse_session_loop_mt(session, loop_config);
 	}
 	rc = rc == 0 ? 0 : 1;
