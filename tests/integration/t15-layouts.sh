@@ -40,6 +40,13 @@ layout_case current --layout current --seed 7 --steps 3 --batches 12 --batch-siz
 layout_case current-interrupted --layout current --seed 8 --steps 4 --batches 9 --batch-size 5 --interrupted --hostile-names
 layout_case current-3-executions --layout current --seed 9 --steps 3 --batches 6 --batch-size 4 --executions 3
 
+# rows are stored once: step shards within 10% of one zstd stream of the batch files
+$GEN --layout current --out "$TMP/size" --seed 12 --steps 3 --batches 80 --batch-size 40 >/dev/null
+"$STEPSTORE" pack -q "$TMP/size" "$TMP/size.stepfs"
+check "current layout: step shards <= 1.10 x one zstd stream of the batch files" \
+	python3 "$ROOT/tests/integration/store_size.py" "$TMP/size" "$TMP/size.stepfs"
+sed -n 's/^/# /p' "$TMP/check.out"
+
 # a layout can be forced; a wrong one is refused with a clear message
 $GEN --out "$TMP/plain-src" --layout current --seed 10 --steps 2 --batches 2 --batch-size 2 >/dev/null
 check "--layout plain packs a cache as a plain folder" \
