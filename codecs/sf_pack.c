@@ -95,7 +95,9 @@ enum {
 	ROLE_WHOLE_BATCH,      /* the file is one batch of group `group` */
 	ROLE_PER_STEP_FILE,    /* batch_manager_steps/<step>.json of the per-step layout */
 	ROLE_PER_STEP_MANAGER, /* batch_manager.json of the per-step layout */
-	ROLE_MONOLITHIC        /* batch_manager.json holding everything */
+	ROLE_MONOLITHIC,       /* batch_manager.json holding everything */
+	ROLE_SPLIT_JSON,       /* split layout: step_<n>_data.json, a list of rows */
+	ROLE_SPLIT_JSONL       /* split layout: step_<n>_data.jsonl, a row per line */
 };
 
 typedef struct src_entry {
@@ -132,6 +134,8 @@ typedef struct step_group {
 	long shard;            /* the open shard, or -1 */
 	long *shard_ids;
 	size_t shard_id_count, shard_id_capacity;
+	size_t *extras;        /* split layout: other files of the step, shown in step_N/ */
+	size_t extra_count, extra_capacity;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
 } step_group;
@@ -1685,6 +1689,9 @@ static const json_rule per_step_file[] = {
 	{ { "data", "*", "#", NULL }, RULE_BATCH, "{1}/batch_{seq}.json", 0 },
 	{ { "built_batches", "#", NULL }, RULE_BATCH, "built_batches/batch_{seq}.json", 0 },
 };
+static const json_rule split_rows_file[] = {
+	{ { NULL }, RULE_ROWS, "{file}", 1 },
+};
 static const json_rule monolithic_manager[] = {
 	{ { "$", NULL }, RULE_STEP, NULL, 0 },
 	{ { "$", "data", "*", NULL }, RULE_ROWS, "{2}.json", 0 },
@@ -1693,9 +1700,9 @@ static const json_rule monolithic_manager[] = {
 
 /* ---- which file is what ------------------------------------------------ */
 
-enum { LAYOUT_CURRENT, LAYOUT_PER_BATCH, LAYOUT_PER_STEP, LAYOUT_MONOLITHIC };
+enum { LAYOUT_CURRENT, LAYOUT_PER_BATCH, LAYOUT_PER_STEP, LAYOUT_MONOLITHIC, LAYOUT_SPLIT };
 
-static const char *const layout_names[] = { "current", "per-batch", "per-step", "monolithic" };
+static const char *const layout_names[] = { "current", "per-batch", "per-step", "monolithic", "split" };
 
 typedef struct execution {
 	char *dir;             /* relative path of the folder holding batch_manager.json */
@@ -1815,9 +1822,79 @@ static sf_err find_executions(packer *p, const path_map *map, execution **out, s
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		}
 	}
+	/* the split layout: manager_meta.json beside step_<n>_data.* files */
+	for (i = 0; i < p->entry_count; i++) {
+		src_entry *e = &p->entries[i];
+		char *dir, *manager;
+		execution x;
+		int has_data = 0;
+
+		if (e->type != SF_NODE_FILE || strcmp(base_name(e->path), "manager_meta.json") != 0)
+			continue;
+		dir = parent_dir(e->path);
+		manager = dir ? rel_join(dir, "batch_manager.json") : NULL;
+		if (!manager) {
+			free(dir);
+			*out = list;
+			*count = n;
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+		for (j = 0; j < p->entry_count && !has_data; j++) {
+			char *parent = parent_dir(p->entries[j].path);
+
+			has_data = parent && strcmp(parent, dir) == 0 &&
+				   strncmp(base_name(p->entries[j].path), "step_", 5) == 0 &&
+				   strstr(base_name(p->entries[j].path), "_data.") != NULL;
+			free(parent);
+		}
+		if (!has_data || path_map_find(p, map, manager)) {
+			free(dir);
+			free(manager);
+			continue;
+		}
+		free(manager);
+		memset(&x, 0, sizeof(x));
+		x.layout = LAYOUT_SPLIT;
+		x.dir = dir;
+		x.pipeline_dir = sf_strdup(dir);
+		x.exec_sig = sf_strdup(*dir ? base_name(dir) : base_name(p->src));
+		x.pipeline_sig = sf_strdup("");
+		x.pipeline_name = sf_strdup(x.exec_sig ? x.exec_sig : "");
+		VEC_PUSH(list, n, capacity, x, ok);
+		if (!ok || !x.exec_sig || !x.pipeline_sig || !x.pipeline_name || !x.pipeline_dir) {
+			if (!ok)
+				execution_release(&x);
+			*out = list;
+			*count = n;
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+	}
 	*out = list;
 	*count = n;
 	return SF_OK;
+}
+
+/* "step_<n>_data.<ext>": 1, n and the extension. */
+static int split_file(const char *name, unsigned long *index, const char **ext)
+{
+	char *end;
+
+	if (strncmp(name, "step_", 5) != 0 || name[5] < '0' || name[5] > '9')
+		return 0;
+	*index = strtoul(name + 5, &end, 10);
+	if (strncmp(end, "_data.", 6) != 0 || *index > 1000000)
+		return 0;
+	*ext = end + 6;
+	return 1;
+}
+
+static char *split_group_key(const execution *x, unsigned long index)
+{
+	char *key = malloc(strlen(x->dir) + 32);
+
+	if (key)
+		sprintf(key, "%s\n#%lu", x->dir, index);
+	return key;
 }
 
 /* The current layout's group of a step: steps_data/<step>_<signature>. */
@@ -1909,6 +1986,41 @@ static sf_err classify(packer *p, const path_map *map, execution *xs, size_t cou
 			free(steps_dir);
 			free(manager);
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+		for (i = 0; x->layout == LAYOUT_SPLIT && rc == SF_OK && i < p->entry_count; i++) {
+			src_entry *e = &p->entries[i];
+			char *parent = parent_dir(e->path), *key = NULL, label[32];
+			unsigned long index;
+			const char *ext;
+			long g;
+			int ok;
+
+			if (!parent || strcmp(parent, x->dir) != 0 || e->type != SF_NODE_FILE ||
+			    e->role != ROLE_PLAIN || !split_file(base_name(e->path), &index, &ext)) {
+				free(parent);
+				continue;
+			}
+			free(parent);
+			key = split_group_key(x, index);
+			snprintf(label, sizeof(label), "step_%lu", index);
+			g = key ? group_get(p, key, label, err) : -1;
+			free(key);
+			if (g < 0) {
+				rc = err ? err->code : SF_ERR_NOMEM;
+				break;
+			}
+			e->group = g;
+			e->execution = (long)k;
+			if (strcmp(ext, "json") == 0) {
+				e->role = ROLE_SPLIT_JSON;
+				e->batch_name = sf_strdup(base_name(e->path));
+			} else if (strcmp(ext, "jsonl") == 0) {
+				e->role = ROLE_SPLIT_JSONL;
+			} else {
+				VEC_PUSH(p->groups[g].extras, p->groups[g].extra_count, p->groups[g].extra_capacity, i, ok);
+				if (!ok)
+					rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+			}
 		}
 		for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
 			src_entry *e = &p->entries[i];
@@ -2014,6 +2126,70 @@ static int compare_batch_recs(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* A JSON-lines file is its step's rows already: stored in the step's
+   shard, its bytes serve both the file and (with a final newline added
+   when missing) rows.jsonl. */
+static sf_err pack_jsonl_file(packer *p, src_entry *e, sf_error *err)
+{
+	batch_rec rec;
+	step_group *g;
+	long shard;
+	uint64_t offset = 0;
+	int fd, ok, missing_newline;
+	sf_err rc = group_shard(p, e->group, &shard, err);
+
+	if (rc == SF_OK)
+		rc = pack_plain_file(p, e, shard, err);
+	if (rc != SF_OK)
+		return rc;
+	memset(&rec, 0, sizeof(rec));
+	rec.order = p->batch_order++;
+	rec.mtime_sec = e->mtime_sec;
+	rec.mtime_nsec = e->mtime_nsec;
+	{
+		/* count its lines (rows) */
+		char *full = sf_path_join(p->src, e->path);
+
+		fd = full ? open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+		free(full);
+		while (fd >= 0 && offset < e->size) {
+			ssize_t got = sf_pread_full(fd, p->buffer, COPY_BUFFER_BYTES, offset);
+			ssize_t i;
+
+			if (got <= 0)
+				break;
+			for (i = 0; i < got; i++)
+				rec.rows_count += p->buffer[i] == '\n';
+			offset += (uint64_t)got;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (offset != e->size)
+		return sf_error_io(err, errno ? errno : EIO, "'%s/%s': cannot read", p->src, e->path);
+	missing_newline = e->size && p->buffer[(offset - 1) % COPY_BUFFER_BYTES] != '\n';
+	if (missing_newline)
+		rec.rows_count++;
+	if (!seg_push(&rec.rows, e->segs.count ? e->segs.items[0].shard : (uint32_t)shard,
+		      e->segs.count ? e->segs.items[0].shard_offset : 0, e->size, SF_SUBST_NONE) ||
+	    (missing_newline && !seg_push(&rec.rows, (uint32_t)shard, 0, 1, SF_SUBST_NONE))) {
+		free(rec.rows.items);
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	g = group_at(p, e->group);
+	VEC_PUSH(g->batches, g->batch_count, g->batch_capacity, rec, ok);
+	if (!ok) {
+		free(rec.rows.items);
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	g->rows += rec.rows_count;
+	if (e->mtime_sec > g->mtime_sec) {
+		g->mtime_sec = e->mtime_sec;
+		g->mtime_nsec = e->mtime_nsec;
+	}
+	return SF_OK;
+}
+
 /* Pack every file that holds batches, then close the step shards and
    assemble each step's rows.jsonl in seq_no order. */
 static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
@@ -2049,6 +2225,14 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 		} else if (e->role == ROLE_MONOLITHIC) {
 			plan.rules = monolithic_manager;
 			plan.rule_count = sizeof(monolithic_manager) / sizeof(*monolithic_manager);
+		} else if (e->role == ROLE_SPLIT_JSON) {
+			plan.rules = split_rows_file;
+			plan.rule_count = 1;
+			plan.file_group = e->group;
+			plan.file_name = e->batch_name;
+		} else if (e->role == ROLE_SPLIT_JSONL) {
+			rc = pack_jsonl_file(p, e, err);
+			continue;
 		} else {
 			continue;
 		}
@@ -2108,7 +2292,11 @@ static char *json_quote(const char *text)
 
 static int compare_strings(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+
+	if (!x || !y)
+		return !x - !y;
+	return strcmp(x, y);
 }
 
 /* step_N/: step.json, batches/, rows.jsonl, as one index. */
@@ -2134,9 +2322,8 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 	}
 	for (b = 0; b < count; b++) {
 		batch_rec *rec = &group->batches[b];
-		char *path = sf_path_join("batches", rec->name);
 
-		names[b] = path;
+		names[b] = rec->name ? sf_path_join("batches", rec->name) : NULL;
 	}
 	/* two batches with one name (odd input): the later ones get "~N" */
 	{
@@ -2177,6 +2364,12 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 	free(names);
 	json_array_append_new(entries, file_json("rows.jsonl", 0444, mtime_sec, mtime_nsec,
 						 group ? &group->rows_segs : &empty, 0, 0));
+	for (b = 0; group && b < group->extra_count; b++) {
+		src_entry *extra = &p->entries[group->extras[b]];
+
+		json_array_append_new(entries, file_json(base_name(extra->path), 0444, extra->mtime_sec,
+							 extra->mtime_nsec, &extra->segs, 1, extra->xxh64));
+	}
 	return write_index(p, entries, index_id, err);
 }
 
@@ -2193,6 +2386,59 @@ static sf_err step_names(packer *p, const path_map *map, const execution *x, cha
 
 	if (!yaml_rel)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (x->layout == LAYOUT_SPLIT) {
+		/* names by index from manager_meta.json; "step_<n>" where it has none */
+		char *meta_rel = rel_join(x->dir, "manager_meta.json");
+		size_t raw_len = 0, max_index = 0;
+		char *raw = meta_rel ? read_json_text(p, meta_rel, 64u << 20, &raw_len, NULL) : NULL;
+		json_t *doc = raw ? json_loadb(raw, raw_len, 0, NULL) : NULL, *step;
+		size_t si;
+
+		free(yaml_rel);
+		free(meta_rel);
+		free(raw);
+		for (g = 0; g < p->group_count; g++) {
+			size_t prefix = strlen(x->dir);
+
+			if (strncmp(p->groups[g].key, x->dir, prefix) == 0 && p->groups[g].key[prefix] == '\n' &&
+			    p->groups[g].key[prefix + 1] == '#') {
+				size_t index = strtoul(p->groups[g].key + prefix + 2, NULL, 10);
+
+				if (index + 1 > max_index)
+					max_index = index + 1;
+			}
+		}
+		json_array_foreach(json_object_get(doc, "steps"), si, step) {
+			if (json_integer_value(json_object_get(step, "index")) + 1 > (json_int_t)max_index)
+				max_index = (size_t)json_integer_value(json_object_get(step, "index")) + 1;
+		}
+		names = calloc(max_index ? max_index : 1, sizeof(*names));
+		if (!names) {
+			if (doc)
+				json_decref(doc);
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+		json_array_foreach(json_object_get(doc, "steps"), si, step) {
+			json_int_t index = json_integer_value(json_object_get(step, "index"));
+			const char *name = json_string_value(json_object_get(step, "name"));
+
+			if (index >= 0 && (size_t)index < max_index && name && !names[index])
+				names[index] = sf_strdup(name);
+		}
+		for (i = 0; i < max_index; i++) {
+			if (!names[i]) {
+				char fallback[32];
+
+				snprintf(fallback, sizeof(fallback), "step_%zu", i);
+				names[i] = sf_strdup(fallback);
+			}
+		}
+		if (doc)
+			json_decref(doc);
+		*names_out = names;
+		*count_out = max_index;
+		return SF_OK;
+	}
 	yaml = path_map_find(p, map, yaml_rel);
 	if (yaml && yaml->type == SF_NODE_FILE) {
 		char *full = sf_path_join(p->src, yaml_rel);
@@ -2291,8 +2537,15 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 	if (rc != SF_OK)
 		goto out;
 	/* the manager's own metadata, verbatim, where the file holds no rows */
-	if (x->layout == LAYOUT_CURRENT || x->layout == LAYOUT_PER_BATCH) {
-		raw = read_json_text(p, manager_rel, 64u << 20, &raw_len, err);
+	if (x->layout == LAYOUT_SPLIT) {
+		free(manager_rel);
+		manager_rel = rel_join(x->dir, "manager_meta.json");
+		manager = manager_rel ? path_map_find(p, map, manager_rel) : NULL;
+		manager_sec = manager ? manager->mtime_sec : 0;
+		manager_nsec = manager ? manager->mtime_nsec : 0;
+	}
+	if (x->layout == LAYOUT_CURRENT || x->layout == LAYOUT_PER_BATCH || x->layout == LAYOUT_SPLIT) {
+		raw = manager_rel ? read_json_text(p, manager_rel, 64u << 20, &raw_len, err) : NULL;
 		if (!raw) {
 			rc = err ? err->code : SF_ERR_FORMAT;
 			goto out;
@@ -2355,6 +2608,8 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 				}
 				free(prefix_key);
 			}
+		} else if (x->layout == LAYOUT_SPLIT) {
+			key = split_group_key(x, (unsigned long)i);
 		} else {
 			key = named_group_key(x, names[i]);
 		}
@@ -2671,6 +2926,7 @@ static void packer_release(packer *p)
 		free(g->step_json.items);
 		free(g->rows_segs.items);
 		free(g->shard_ids);
+		free(g->extras);
 	}
 	free(p->groups);
 	for (i = 0; i < p->shard_count; i++) {
@@ -2846,7 +3102,7 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 				executions[i].layout = layout_id;
 		} else if (strcmp(forced, "auto") != 0) {
 			rc = sf_error_set(err, SF_ERR_INVALID,
-					  "unknown layout '%s' (expected auto, current, per-batch, per-step, monolithic or plain)",
+					  "unknown layout '%s' (expected auto, current, per-batch, per-step, monolithic, split or plain)",
 					  forced);
 			goto out;
 		}

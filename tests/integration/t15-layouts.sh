@@ -38,6 +38,8 @@ layout_case per-batch --layout per-batch --seed 5 --steps 3 --batches 8 --batch-
 layout_case per-batch-interrupted --layout per-batch --seed 6 --steps 4 --batches 9 --batch-size 5 --interrupted --hostile-names
 layout_case current --layout current --seed 7 --steps 3 --batches 12 --batch-size 6
 layout_case current-interrupted --layout current --seed 8 --steps 4 --batches 9 --batch-size 5 --interrupted --hostile-names
+layout_case split --layout split --seed 13 --steps 4 --batches 5 --batch-size 6
+layout_case split-odd-names --layout split --seed 14 --steps 3 --batches 4 --batch-size 5 --hostile-names
 layout_case current-3-executions --layout current --seed 9 --steps 3 --batches 6 --batch-size 4 --executions 3
 
 # rows are stored once: step shards within 10% of one zstd stream of the batch files
