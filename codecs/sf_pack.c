@@ -132,6 +132,7 @@ typedef struct step_group {
 	seg_vec rows_segs;     /* rows.jsonl, assembled once every batch is in */
 	uint64_t rows, batch_bytes, stored_bytes;
 	long shard;            /* the open shard, or -1 */
+	long lines_shard;      /* one-line copies of multi-line rows, or -1 */
 	long *shard_ids;
 	size_t shard_id_count, shard_id_capacity;
 	size_t *extras;        /* split layout: other files of the step, shown in step_N/ */
@@ -1021,6 +1022,7 @@ static long group_get(packer *p, const char *key, const char *label, sf_error *e
 	group.key = sf_strdup(key);
 	group.label = sf_strdup(label);
 	group.shard = -1;
+	group.lines_shard = -1;
 	if (!group.key || !group.label) {
 		free(group.key);
 		free(group.label);
@@ -1147,6 +1149,65 @@ static sf_err emit_literal(walker *w, uint64_t end, sf_error *err)
 	return rc;
 }
 
+/* The group's shard for one-line copies of multi-line rows. */
+static sf_err lines_shard(packer *p, long id, long *shard, sf_error *err)
+{
+	step_group *g = group_at(p, id);
+	sf_err rc = SF_OK;
+	int ok;
+
+	if (g->lines_shard >= 0 && shard_offset(p, g->lines_shard) >= p->options->shard_bytes) {
+		rc = shard_close(p, g->lines_shard, err);
+		g->lines_shard = -1;
+	}
+	if (rc == SF_OK && g->lines_shard < 0) {
+		long opened = -1;
+		char label[SF_MAX_PATH_BYTES];
+
+		snprintf(label, sizeof(label), "%s (rows as lines)", g->label);
+		rc = step_shard_open(p, label, &opened, err);
+		if (rc != SF_OK)
+			return rc;
+		g = group_at(p, id);
+		g->lines_shard = opened;
+		VEC_PUSH(g->shard_ids, g->shard_id_count, g->shard_id_capacity, opened, ok);
+		if (!ok)
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
+	*shard = g->lines_shard;
+	return rc;
+}
+
+static sf_err copy_row_as_line(walker *w, uint64_t start, uint64_t end, sf_error *err)
+{
+	packer *p = w->p;
+	uint64_t pos = start, line_start;
+	long shard = -1;
+	sf_err rc = lines_shard(p, w->batch_group, &shard, err);
+
+	if (rc != SF_OK)
+		return rc;
+	line_start = shard_offset(p, shard);
+	while (pos < end && rc == SF_OK) {
+		size_t want = end - pos > COPY_BUFFER_BYTES ? COPY_BUFFER_BYTES : (size_t)(end - pos);
+		ssize_t n = sf_pread_full(w->reader->fd, p->buffer, want, pos);
+		ssize_t i;
+
+		if (n <= 0)
+			return sf_error_io(err, n < 0 ? errno : EIO, "'%s': read failed at byte %" PRIu64, w->full, pos);
+		for (i = 0; i < n; i++)
+			if (p->buffer[i] == '\n')
+				p->buffer[i] = ' ';
+		rc = shard_write(p, shard, p->buffer, (size_t)n, err);
+		pos += (uint64_t)n;
+	}
+	if (rc == SF_OK)
+		rc = shard_write(p, shard, "\n", 1, err);
+	if (rc == SF_OK && !seg_push(&w->batch->rows, (uint32_t)shard, line_start, end - start + 1, SF_SUBST_NONE))
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	return rc;
+}
+
 static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newlines, sf_error *err)
 {
 	sf_err rc;
@@ -1170,21 +1231,18 @@ static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newline
 		w->last_end = end;
 		return rc;
 	}
-	/* A row spanning lines (pretty-printed JSON) stays in the literal
-	   text; rows.jsonl serves it with its newlines as spaces, then a
-	   newline from the shard's first byte. */
+	/*
+	 * A row spanning lines (pretty-printed JSON) stays in the literal text
+	 * of its file; rows.jsonl gets a one-line copy (newlines, which JSON
+	 * only allows between tokens, as spaces) in the step's lines shard.
+	 * Stored twice, but contiguous: rows.jsonl stays a few segments
+	 * however many rows there are, so index and memory stay small.
+	 */
 	rc = close_run(w, err);
 	if (rc == SF_OK)
-		rc = emit_literal(w, start, err);
-	if (rc == SF_OK) {
-		uint64_t row_offset = shard_offset(w->p, w->shard);
-
 		rc = emit_literal(w, end, err);
-		if (rc == SF_OK &&
-		    (!seg_push(&w->batch->rows, (uint32_t)w->shard, row_offset, end - start, SF_SUBST_NL_SPACE) ||
-		     !seg_push(&w->batch->rows, (uint32_t)w->shard, 0, 1, SF_SUBST_NONE)))
-			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	}
+	if (rc == SF_OK)
+		rc = copy_row_as_line(w, start, end, err);
 	w->last_end = end;
 	return rc;
 }
@@ -2249,6 +2307,13 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 			if (rc == SF_OK)
 				rc = close_rc;
 			group->shard = -1;
+		}
+		if (group->lines_shard >= 0) {
+			sf_err close_rc = shard_close(p, group->lines_shard, err);
+
+			if (rc == SF_OK)
+				rc = close_rc;
+			group->lines_shard = -1;
 		}
 		for (i = 0; i < group->shard_id_count; i++)
 			group->stored_bytes += p->shards[group->shard_ids[i]].compressed_bytes;
