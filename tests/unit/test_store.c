@@ -1,0 +1,181 @@
+/*
+ * Unit tests of the packer, the store reader and unpack through the
+ * library API: a small tree with a batch file, odd names, an empty folder
+ * and a symlink is packed, looked up, read at every offset, verified and
+ * unpacked; then one shard byte is changed.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "sf_pack.h"
+#include "sf_store.h"
+#include "sf_unpack.h"
+
+static char root[64];
+
+static void write_text(const char *rel, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	f = fopen(path, "wb");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void mkdir_rel(const char *rel)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	mkdir(path, 0755);
+}
+
+static char *read_all(sf_store *store, const char *path, size_t *len)
+{
+	const sf_node *node;
+	char *buf;
+	size_t got = 0;
+
+	if (sf_store_lookup(store, path, &node, NULL) != SF_OK || node->type != SF_NODE_FILE)
+		return NULL;
+	buf = malloc(node->size + 1);
+	if (!buf || sf_store_read(store, node, 0, node->size, buf, &got, NULL) != SF_OK || got != node->size) {
+		free(buf);
+		return NULL;
+	}
+	buf[got] = '\0';
+	*len = got;
+	return buf;
+}
+
+static void count_problem(void *context, const char *message)
+{
+	(void)message;
+	(*(int *)context)++;
+}
+
+int main(void)
+{
+	static const char batch[] =
+		"{\"seq_no\":0,\"step_name\":\"s\",\"data\":[[{\"a\":0.1,\"t\":\"caf\\u00e9\"},{\"b\":1e-07},[1,[2]]]],"
+		"\"type_info\":{\"name\":\"_Batch\"}}";
+	char src[128], store_path[128], out[128], cmd[512];
+	sf_pack_options options;
+	sf_pack_summary summary;
+	sf_store *store = NULL;
+	sf_error err;
+	const sf_node *node;
+	char *text;
+	size_t len, i;
+	int problems = 0;
+
+	snprintf(root, sizeof(root), "/tmp/stepfs-unit.XXXXXX");
+	if (!mkdtemp(root))
+		return 1;
+	snprintf(src, sizeof(src), "%s/src", root);
+	snprintf(store_path, sizeof(store_path), "%s/store", root);
+	snprintf(out, sizeof(out), "%s/out", root);
+	mkdir_rel("src");
+	mkdir_rel("src/p");
+	mkdir_rel("src/p/sig");
+	mkdir_rel("src/p/sig/executions");
+	mkdir_rel("src/p/sig/executions/e1");
+	mkdir_rel("src/p/sig/executions/e1/built_batches");
+	mkdir_rel("src/p/steps_data");
+	mkdir_rel("src/p/steps_data/s_abc");
+	write_text("src/p/sig/executions/e1/batch_manager.json", "{\"steps\":{\"s\":\"/x/s.json\"}}");
+	write_text("src/p/steps_data/s_abc/batch_0.json", batch);
+	write_text("src/p/steps_data/s_abc/batch_1.json", batch);
+	write_text("src/name with\nnewline.txt", "plain text\n");
+	snprintf(cmd, sizeof(cmd), "%s/link", src);
+	CHECK(symlink("p/steps_data", cmd) == 0, "make a symlink");
+
+	sf_pack_options_init(&options);
+	options.threads = 2;
+	options.frame_bytes = 4096;
+	CHECK(sf_pack(src, store_path, &options, &summary, &err) == SF_OK, "pack");
+	CHECK(strcmp(summary.layout, "current") == 0, "layout recognised as current");
+	CHECK_EQ_U64(summary.batches, 2, "two batches");
+	CHECK_EQ_U64(summary.rows, 6, "six rows");
+	CHECK(sf_pack(src, store_path, &options, &summary, &err) == SF_ERR_EXISTS, "packing over a store is refused");
+
+	CHECK(sf_store_open(&store, store_path, NULL, &err) == SF_OK, "open");
+	text = read_all(store, "source/p/steps_data/s_abc/batch_1.json", &len);
+	CHECK(text && len == strlen(batch) && memcmp(text, batch, len) == 0, "source batch file byte for byte");
+	free(text);
+	text = read_all(store, "step_0/batches/batch_0.json", &len);
+	CHECK(text && strcmp(text, batch) == 0, "step_0/batches/batch_0.json byte for byte");
+	free(text);
+	text = read_all(store, "step_0/rows.jsonl", &len);
+	CHECK(text && strcmp(text, "{\"a\":0.1,\"t\":\"caf\\u00e9\"}\n{\"b\":1e-07}\n[1,[2]]\n"
+				   "{\"a\":0.1,\"t\":\"caf\\u00e9\"}\n{\"b\":1e-07}\n[1,[2]]\n") == 0,
+	      "rows.jsonl: every row once per line, values as written");
+	free(text);
+	text = read_all(store, "source/name with\nnewline.txt", &len);
+	CHECK(text && strcmp(text, "plain text\n") == 0, "a name with a newline");
+	free(text);
+	CHECK(sf_store_lookup(store, "source/link", &node, &err) == SF_OK && node->type == SF_NODE_SYMLINK &&
+	      strcmp(node->target, "p/steps_data") == 0, "symlink kept as a symlink");
+	CHECK(sf_store_lookup(store, "source/p/sig/executions/e1/built_batches", &node, &err) == SF_OK &&
+	      node->type == SF_NODE_DIR && node->child_count == 0, "empty folder kept");
+	CHECK(sf_store_lookup(store, "by-name/s", &node, &err) == SF_OK && node->type == SF_NODE_SYMLINK,
+	      "by-name link");
+	CHECK(sf_store_lookup(store, "source/missing", &node, &err) == SF_ERR_NOTFOUND, "missing path");
+
+	/* every offset and length of a file spanning several frames */
+	if (sf_store_lookup(store, "step_0/batches/batch_1.json", &node, &err) == SF_OK) {
+		char buf[512];
+		int all = 1;
+
+		for (i = 0; i < strlen(batch); i++) {
+			size_t got = 0, want = strlen(batch) - i < 37 ? strlen(batch) - i : 37;
+
+			if (sf_store_read(store, node, i, 37, buf, &got, &err) != SF_OK || got != want ||
+			    memcmp(buf, batch + i, got) != 0)
+				all = 0;
+		}
+		CHECK(all, "reads at every offset match");
+	}
+	CHECK(sf_store_verify(store, count_problem, &problems) == 0 && problems == 0, "verify passes");
+	CHECK(sf_unpack(store, out, &err) == SF_OK, "unpack");
+	sf_store_free(store);
+	snprintf(cmd, sizeof(cmd), "diff -r '%s' '%s'", src, out);
+	CHECK(system(cmd) == 0, "unpack is diff -r clean");
+
+	/* one changed byte in the step shard */
+	{
+		char shard[256];
+		int fd;
+		unsigned char byte;
+
+		snprintf(shard, sizeof(shard), "%s/shards/00001.zst", store_path);
+		fd = open(shard, O_RDWR);
+		if (fd >= 0 && pread(fd, &byte, 1, 20) == 1) {
+			byte ^= 0x20;
+			if (pwrite(fd, &byte, 1, 20) != 1)
+				byte = 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		problems = 0;
+		CHECK(sf_store_open(&store, store_path, NULL, &err) == SF_OK, "a damaged store still opens");
+		CHECK(sf_store_verify(store, count_problem, &problems) > 0 && problems > 0, "verify reports the damage");
+		text = read_all(store, "source/name with\nnewline.txt", &len);
+		CHECK(text && strcmp(text, "plain text\n") == 0, "files in other shards still read");
+		free(text);
+		sf_store_free(store);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		return 1;
+	return check_done();
+}
