@@ -2002,6 +2002,65 @@ static sf_err mark_whole_batch(packer *p, src_entry *e, const char *key, const c
 	return SF_OK;
 }
 
+/*
+ * Paths inside a cache's JSON are absolute paths of the machine that wrote
+ * it. Each one naming a file under batch_manager_steps/ is resolved inside
+ * the execution folder being packed; a file it names that is not there is
+ * an error (the cache is incomplete), reported with both paths.
+ */
+static sf_err check_references(packer *p, const path_map *map, const execution *x, const char *rel,
+			       sf_error *err)
+{
+	char *full = sf_path_join(p->src, rel);
+	sf_jscan *scan = NULL;
+	sf_jscan_options so;
+	sf_jtok tok;
+	int fd = -1;
+	sf_err rc = SF_OK;
+
+	if (!full)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	memset(&so, 0, sizeof(so));
+	so.allow_nan = 1;
+	so.max_depth = p->options->max_depth;
+	if (fd < 0 || sf_jscan_open_fd(&scan, fd, full, &so, NULL) != SF_OK)
+		goto out; /* unreadable or not JSON: reported where it is packed */
+	while (sf_jscan_next(scan, &tok, NULL) == SF_OK && tok.type != SF_JTOK_EOF) {
+		const char *marker;
+		char *path, *wanted;
+
+		if (tok.type != SF_JTOK_STRING || !tok.text || tok.text[0] != '/' || tok.text_len < 5 ||
+		    strcmp(tok.text + tok.text_len - 5, ".json") != 0)
+			continue;
+		path = decode_key(tok.text);
+		marker = path ? strstr(path, "/batch_manager_steps/") : NULL;
+		if (!marker) {
+			free(path);
+			continue;
+		}
+		while (strstr(marker + 1, "/batch_manager_steps/"))
+			marker = strstr(marker + 1, "/batch_manager_steps/");
+		wanted = rel_join(x->dir, marker + 1);
+		if (wanted && !path_map_find(p, map, wanted)) {
+			rc = sf_error_set(err, SF_ERR_NOTFOUND,
+					  "'%s': byte %" PRIu64 ": refers to '%s', which would be '%s' in this cache, and it is missing",
+					  full, tok.start, path, wanted);
+			free(wanted);
+			free(path);
+			break;
+		}
+		free(wanted);
+		free(path);
+	}
+out:
+	sf_jscan_free(scan);
+	if (fd >= 0)
+		close(fd);
+	free(full);
+	return rc;
+}
+
 /* Give every file its role, from the executions' layouts. */
 static sf_err classify(packer *p, const path_map *map, execution *xs, size_t count, sf_error *err)
 {
@@ -2044,6 +2103,16 @@ static sf_err classify(packer *p, const path_map *map, execution *xs, size_t cou
 			free(steps_dir);
 			free(manager);
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
+		if (x->layout != LAYOUT_SPLIT && x->layout != LAYOUT_MONOLITHIC) {
+			rc = check_references(p, map, x, manager, err);
+			for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
+				const char *rest;
+
+				if (p->entries[i].type == SF_NODE_FILE && below(p->entries[i].path, steps_dir, &rest) &&
+				    strcmp(base_name(rest), "batch_manager_step.json") == 0)
+					rc = check_references(p, map, x, p->entries[i].path, err);
+			}
 		}
 		for (i = 0; x->layout == LAYOUT_SPLIT && rc == SF_OK && i < p->entry_count; i++) {
 			src_entry *e = &p->entries[i];

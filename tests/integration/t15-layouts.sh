@@ -49,6 +49,18 @@ check "current layout: step shards <= 1.10 x one zstd stream of the batch files"
 	python3 "$ROOT/tests/integration/store_size.py" "$TMP/size" "$TMP/size.stepfs"
 sed -n 's/^/# /p' "$TMP/check.out"
 
+# a file that a cache's own JSON refers to is missing: clear error, exit 4, no store
+$GEN --layout per-batch --out "$TMP/ref" --seed 15 --steps 3 --batches 4 --batch-size 3 --interrupted >/dev/null
+victim=$(find "$TMP/ref" -name 'batch_*.json' -path '*batch_manager_steps*' | sort | head -1)
+rm -f "$victim"
+"$STEPSTORE" pack -q "$TMP/ref" "$TMP/ref.stepfs" 2>"$TMP/err.txt"
+status=$?
+if [ $status -eq 4 ] && grep -q "refers to '/home/user/" "$TMP/err.txt" && grep -q "$(basename "$victim")" "$TMP/err.txt" && [ ! -e "$TMP/ref.stepfs" ]; then
+	ok "a missing referenced batch file: exit 4 naming both paths, no store"
+else
+	not_ok "a missing referenced batch file: exit 4 naming both paths, no store (exit $status)"; sed 's/^/#   /' "$TMP/err.txt"
+fi
+
 # a layout can be forced; a wrong one is refused with a clear message
 $GEN --out "$TMP/plain-src" --layout current --seed 10 --steps 2 --batches 2 --batch-size 2 >/dev/null
 check "--layout plain packs a cache as a plain folder" \
