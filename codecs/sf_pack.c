@@ -114,6 +114,8 @@ typedef struct src_entry {
 	long group;            /* ROLE_WHOLE_BATCH, ROLE_PER_STEP_FILE */
 	long execution;        /* the execution whose layout gave the role */
 	char *batch_name;      /* ROLE_WHOLE_BATCH: its name under batches/ */
+	const char *base;      /* outside SRC (a lone execution's steps_data): the
+				  folder path is relative to; NULL for SRC */
 	uint64_t seq;          /* ROLE_WHOLE_BATCH: number in its file name */
 } src_entry;
 
@@ -173,6 +175,7 @@ typedef struct packer {
 	sf_pack_summary *summary;
 	uint64_t rows_total, batches_total, steps_total;
 	size_t batch_order;
+	char *external_root;       /* a lone execution's pipeline folder, or NULL */
 } packer;
 
 static int cancelled(const packer *p)
@@ -511,7 +514,7 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 static sf_err open_source(packer *p, src_entry *entry, src_reader *reader, char **full,
 			  sf_error *err)
 {
-	*full = sf_path_join(p->src, entry->path);
+	*full = sf_path_join(entry->base ? entry->base : p->src, entry->path);
 	if (!*full)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	reader->fd = open(*full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -829,6 +832,8 @@ static sf_err write_source_index(packer *p, long *id, sf_error *err)
 		src_entry *e = &p->entries[i];
 		json_t *item = NULL;
 
+		if (e->base)
+			continue; /* outside SRC: only in the step views */
 		if (e->type == SF_NODE_DIR)
 			item = dir_json(e->path, e->mode, e->mtime_sec, e->mtime_nsec, -1);
 		else if (e->type == SF_NODE_FILE)
@@ -1802,6 +1807,49 @@ static int below(const char *rel, const char *dir, const char **rest)
 }
 
 /*
+ * SRC may be one execution folder of the current layout
+ * (<name>/<sig>/executions/<exec>): its batches are then in the pipeline's
+ * shared steps_data/, outside SRC. That folder is read too, for the step
+ * views only; source/ still shows SRC alone.
+ */
+static sf_err add_external_steps_data(packer *p, const path_map *map, sf_error *err)
+{
+	char *real = NULL, *executions = NULL, *sig = NULL, *pipeline = NULL, *steps_data = NULL;
+	const char *saved_src = p->src;
+	struct stat st;
+	size_t first, i;
+	sf_err rc = SF_OK;
+
+	if (!path_map_find(p, map, "batch_manager.json") || !path_map_find(p, map, "batch_manager_steps") ||
+	    path_map_find(p, map, "steps_data"))
+		return SF_OK;
+	real = realpath(p->src, NULL);
+	executions = real ? parent_dir(real) : NULL;
+	sig = executions ? parent_dir(executions) : NULL;
+	pipeline = sig ? parent_dir(sig) : NULL;
+	if (!pipeline || strcmp(base_name(executions), "executions") != 0 || !*pipeline)
+		goto out;
+	steps_data = sf_path_join(pipeline, "steps_data");
+	if (!steps_data || stat(steps_data, &st) != 0 || !S_ISDIR(st.st_mode))
+		goto out;
+	p->external_root = pipeline;
+	pipeline = NULL;
+	first = p->entry_count;
+	p->src = p->external_root;
+	rc = walk(p, "steps_data", 1, err);
+	p->src = saved_src;
+	for (i = first; i < p->entry_count; i++)
+		p->entries[i].base = p->external_root;
+out:
+	free(real);
+	free(executions);
+	free(sig);
+	free(pipeline);
+	free(steps_data);
+	return rc;
+}
+
+/*
  * Every folder holding a batch_manager.json is an execution. Its layout:
  * under `<name>/<sig>/executions/<exec>/` the current one; with
  * batch_manager_steps/<step>/batch_manager_step.json per-batch; with
@@ -1837,7 +1885,19 @@ static sf_err find_executions(packer *p, const path_map *map, execution **out, s
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		}
 		x.dir = dir;
-		if (*dir && strcmp(base_name(executions), "executions") == 0 && *sig_dir) {
+		if (!*dir && p->external_root) {
+			char *real = realpath(p->src, NULL);
+			char *up = real ? parent_dir(real) : NULL, *sig_path = up ? parent_dir(up) : NULL;
+
+			x.layout = LAYOUT_CURRENT;
+			x.pipeline_dir = sf_strdup("");
+			x.exec_sig = sf_strdup(real ? base_name(real) : "");
+			x.pipeline_sig = sf_strdup(sig_path ? base_name(sig_path) : "");
+			x.pipeline_name = sf_strdup(base_name(p->external_root));
+			free(real);
+			free(up);
+			free(sig_path);
+		} else if (*dir && strcmp(base_name(executions), "executions") == 0 && *sig_dir) {
 			x.layout = LAYOUT_CURRENT;
 			x.pipeline_dir = sf_strdup(name_dir);
 			x.exec_sig = sf_strdup(base_name(dir));
@@ -3077,6 +3137,7 @@ static void packer_release(packer *p)
 		json_decref(p->execution_summaries);
 	free(p->buffer);
 	free(p->tmp);
+	free(p->external_root);
 }
 
 static sf_err make_dirs(packer *p, sf_error *err)
@@ -3203,6 +3264,8 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	if (rc != SF_OK)
 		goto out;
 	for (i = 0; i < p.entry_count; i++) {
+		if (p.entries[i].base)
+			continue;
 		if (p.entries[i].type == SF_NODE_DIR)
 			summary.dirs++;
 		else if (p.entries[i].type == SF_NODE_FILE)
@@ -3211,6 +3274,15 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 			summary.symlinks++;
 	}
 	rc = path_map_build(&p, &map, err);
+	if (rc == SF_OK && strcmp(options->layout ? options->layout : "auto", "plain") != 0) {
+		size_t before = p.entry_count;
+
+		rc = add_external_steps_data(&p, &map, err);
+		if (rc == SF_OK && p.entry_count != before) {
+			free(map.slots);
+			rc = path_map_build(&p, &map, err);
+		}
+	}
 	if (rc == SF_OK)
 		rc = find_executions(&p, &map, &executions, &execution_count, err);
 	if (rc != SF_OK)

@@ -27,6 +27,7 @@ for link in links:
     assert os.path.islink(link) and os.path.isdir(link), link
     assert os.path.isfile(os.path.join(link, "rows.jsonl")), link
 PY
+	[ "$label" = current ] && cp "$mnt/step_1/rows.jsonl" "$TMP/current.rows1"
 	check "$label: unmount" unmount "$mnt"
 }
 
@@ -48,6 +49,19 @@ $GEN --layout current --out "$TMP/size" --seed 12 --steps 3 --batches 80 --batch
 check "current layout: step shards <= 1.10 x one zstd stream of the batch files" \
 	python3 "$ROOT/tests/integration/store_size.py" "$TMP/size" "$TMP/size.stepfs"
 sed -n 's/^/# /p' "$TMP/check.out"
+
+# a pipeline folder and a lone execution folder are accepted too; the
+# execution's batches come from the pipeline's shared steps_data/
+pipeline=$(ls -d "$TMP/current/pipelines/"*)
+execution=$(ls -d "$pipeline"/*/executions/* | head -1)
+check "a pipeline folder packs with the same views" sh -c "'$STEPSTORE' pack -q '$pipeline' '$TMP/pipe.stepfs' && '$STEPSTORE' cat '$TMP/pipe.stepfs' step_1/rows.jsonl | cmp - '$TMP/current.rows1'" 
+check "an execution folder packs" "$STEPSTORE" pack -q "$execution" "$TMP/exec.stepfs"
+check "an execution folder: mount" mount_store "$TMP/exec.stepfs" "$TMP/exec.mnt"
+check "an execution folder: source/ is that folder alone" diff -r "$execution" "$TMP/exec.mnt/source"
+step1=$(python3 -c 'import json,sys; print([s for s in json.load(open(sys.argv[1]))["steps"] if s["index"]==1][0]["name"])' "$TMP/exec.mnt/manager_meta.json")
+check "an execution folder: step_1 rows come from steps_data" \
+	python3 "$ROOT/tests/integration/compare.py" rows "$TMP/exec.mnt/step_1" "$(ls -d "$pipeline/steps_data/${step1}_"*)"
+check "an execution folder: unmount" unmount "$TMP/exec.mnt"
 
 # a file that a cache's own JSON refers to is missing: clear error, exit 4, no store
 $GEN --layout per-batch --out "$TMP/ref" --seed 15 --steps 3 --batches 4 --batch-size 3 --interrupted >/dev/null
