@@ -726,7 +726,8 @@ sf_err sf_gc_run(const char *root, const sf_gc_options *options, sf_gc_report_fn
 		rc = sf_error_io(err, errno, "'%s': cannot read", root);
 		goto out;
 	}
-	qsort(run.units, run.unit_count, sizeof(*run.units), by_last_use);
+	if (run.unit_count > 1)
+		qsort(run.units, run.unit_count, sizeof(*run.units), by_last_use);
 	for (i = 0; i < run.unit_count; i++) {
 		if (run.units[i].kind == SF_GC_LEFTOVER)
 			continue;

@@ -305,7 +305,8 @@ static sf_err walk(packer *p, const char *rel, int depth, sf_error *err)
 		rc = sf_error_io(err, errno, "'%s': cannot read folder", full);
 		goto out;
 	}
-	qsort(names, count, sizeof(*names), compare_names);
+	if (count > 1)
+		qsort(names, count, sizeof(*names), compare_names);
 	for (i = 0; i < count && rc == SF_OK; i++) {
 		char *child_rel = *rel ? sf_path_join(rel, names[i]) : sf_strdup(names[i]);
 		char *child_full = child_rel ? sf_path_join(p->src, child_rel) : NULL;
@@ -2391,7 +2392,8 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 		if (p->entries[i].role == ROLE_WHOLE_BATCH)
 			order[n++] = i;
 	sort_context = p;
-	qsort(order, n, sizeof(*order), compare_whole_batches);
+	if (n > 1)
+		qsort(order, n, sizeof(*order), compare_whole_batches);
 	for (i = 0; rc == SF_OK && i < n; i++) {
 		src_entry *e = &p->entries[order[i]];
 		json_plan plan = { whole_file_batch, 1, "", e->group, e->batch_name };
@@ -2446,7 +2448,8 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 		}
 		for (i = 0; i < group->shard_id_count; i++)
 			group->stored_bytes += p->shards[group->shard_ids[i]].compressed_bytes;
-		qsort(group->batches, group->batch_count, sizeof(*group->batches), compare_batch_recs);
+		if (group->batch_count > 1)
+			qsort(group->batches, group->batch_count, sizeof(*group->batches), compare_batch_recs);
 		for (i = 0; rc == SF_OK && i < group->batch_count; i++) {
 			seg_vec *rows = &group->batches[i].rows;
 			size_t k;
@@ -2524,8 +2527,10 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 		char **sorted = malloc((count ? count : 1) * sizeof(*sorted));
 
 		if (sorted) {
-			memcpy(sorted, names, count * sizeof(*sorted));
-			qsort(sorted, count, sizeof(*sorted), compare_strings);
+			if (count)
+				memcpy(sorted, names, count * sizeof(*sorted));
+			if (count > 1)
+				qsort(sorted, count, sizeof(*sorted), compare_strings);
 			for (b = 1; b < count; b++) {
 				if (sorted[b] && sorted[b - 1] && strcmp(sorted[b], sorted[b - 1]) == 0) {
 					size_t k;
