@@ -1,4 +1,5 @@
 #include "sf_cache.h"
+#include "sf_util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,19 +28,6 @@ static inline size_t bucket_of(const sf_cache *cache, uint32_t shard, uint32_t f
 	return (size_t)(key & (cache->bucket_count - 1));
 }
 
-static void lock_init(pthread_mutex_t *lock)
-{
-#ifdef SF_DEBUG_MUTEX
-	pthread_mutexattr_t attr;
-
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-	pthread_mutex_init(lock, &attr);
-	pthread_mutexattr_destroy(&attr);
-#else
-	pthread_mutex_init(lock, NULL);
-#endif
-}
 
 sf_cache *sf_cache_create(size_t budget_bytes)
 {
@@ -55,7 +43,7 @@ sf_cache *sf_cache_create(size_t budget_bytes)
 	}
 	cache->budget_bytes = budget_bytes;
 	cache->stats.budget_bytes = budget_bytes;
-	lock_init(&cache->lock);
+	sf_mutex_init(&cache->lock);
 	return cache;
 }
 

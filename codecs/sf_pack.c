@@ -1045,32 +1045,44 @@ static long group_get(packer *p, const char *key, const char *label, sf_error *e
 	return (long)(p->group_count - 1);
 }
 
-/* The group's open shard, rolled over past shard_bytes (only ever called
-   at a batch or file boundary, so no batch spans two shards). */
-static sf_err group_shard(packer *p, long id, long *shard, sf_error *err)
+/*
+ * One of the group's open shards (its batches, or one-line copies of
+ * multi-line rows), rolled over past shard_bytes. Only ever called at a
+ * batch or row boundary, so nothing spans two shards.
+ */
+static sf_err group_shard_of(packer *p, long id, int lines, long *shard, sf_error *err)
 {
 	step_group *g = group_at(p, id);
+	long *slot = lines ? &g->lines_shard : &g->shard;
 	sf_err rc = SF_OK;
 	int ok;
 
-	if (g->shard >= 0 && shard_offset(p, g->shard) >= p->options->shard_bytes) {
-		rc = shard_close(p, g->shard, err);
-		g->shard = -1;
+	if (*slot >= 0 && shard_offset(p, *slot) >= p->options->shard_bytes) {
+		rc = shard_close(p, *slot, err);
+		*slot = -1;
 	}
-	if (rc == SF_OK && g->shard < 0) {
+	if (rc == SF_OK && *slot < 0) {
+		char label[SF_MAX_PATH_BYTES];
 		long opened = -1;
 
-		rc = step_shard_open(p, g->label, &opened, err);
+		snprintf(label, sizeof(label), lines ? "%s (rows as lines)" : "%s", g->label);
+		rc = step_shard_open(p, label, &opened, err);
 		if (rc != SF_OK)
 			return rc;
-		g = group_at(p, id);
-		g->shard = opened;
+		g = group_at(p, id); /* step_shard_open may move nothing here, but stay safe */
+		slot = lines ? &g->lines_shard : &g->shard;
+		*slot = opened;
 		VEC_PUSH(g->shard_ids, g->shard_id_count, g->shard_id_capacity, opened, ok);
 		if (!ok)
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	}
-	*shard = g->shard;
+	*shard = *slot;
 	return rc;
+}
+
+static sf_err group_shard(packer *p, long id, long *shard, sf_error *err)
+{
+	return group_shard_of(p, id, 0, shard, err);
 }
 
 enum { RULE_BATCH, RULE_ROWS, RULE_STEP };
@@ -1155,41 +1167,12 @@ static sf_err emit_literal(walker *w, uint64_t end, sf_error *err)
 	return rc;
 }
 
-/* The group's shard for one-line copies of multi-line rows. */
-static sf_err lines_shard(packer *p, long id, long *shard, sf_error *err)
-{
-	step_group *g = group_at(p, id);
-	sf_err rc = SF_OK;
-	int ok;
-
-	if (g->lines_shard >= 0 && shard_offset(p, g->lines_shard) >= p->options->shard_bytes) {
-		rc = shard_close(p, g->lines_shard, err);
-		g->lines_shard = -1;
-	}
-	if (rc == SF_OK && g->lines_shard < 0) {
-		long opened = -1;
-		char label[SF_MAX_PATH_BYTES];
-
-		snprintf(label, sizeof(label), "%s (rows as lines)", g->label);
-		rc = step_shard_open(p, label, &opened, err);
-		if (rc != SF_OK)
-			return rc;
-		g = group_at(p, id);
-		g->lines_shard = opened;
-		VEC_PUSH(g->shard_ids, g->shard_id_count, g->shard_id_capacity, opened, ok);
-		if (!ok)
-			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	}
-	*shard = g->lines_shard;
-	return rc;
-}
-
 static sf_err copy_row_as_line(walker *w, uint64_t start, uint64_t end, sf_error *err)
 {
 	packer *p = w->p;
 	uint64_t pos = start, line_start;
 	long shard = -1;
-	sf_err rc = lines_shard(p, w->batch_group, &shard, err);
+	sf_err rc = group_shard_of(p, w->batch_group, 1, &shard, err);
 
 	if (rc != SF_OK)
 		return rc;

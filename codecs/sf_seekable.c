@@ -841,6 +841,9 @@ sf_err sf_seek_reader_open(sf_seek_reader **out, int fd, const char *path,
 		path = "(unnamed)";
 	if (fstat(fd, &st) != 0)
 		return sf_error_io(err, errno, "'%s': cannot stat", path);
+	if (!S_ISREG(st.st_mode))
+		return sf_error_set(err, SF_ERR_CORRUPT, "'%s': not a regular file, expected "
+				    "a shard", path);
 	shard_size = (uint64_t)st.st_size;
 	if (shard_size < SF_SEEK_FOOTER_BYTES)
 		return sf_error_set(err, SF_ERR_CORRUPT,

@@ -63,7 +63,9 @@ struct sf_store {
 static sf_err read_whole_file(const char *path, const char *shown, uint64_t limit,
 			      char **out, size_t *out_len, sf_error *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in place of a store file must not block the
+	   open; it is refused below like any other non-regular file. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
 	char *buf = NULL;
 	size_t done = 0;
@@ -75,6 +77,10 @@ static sf_err read_whole_file(const char *path, const char *shown, uint64_t limi
 			: sf_error_io(err, errno, "'%s': cannot open", shown);
 	if (fstat(fd, &st) != 0) {
 		rc = sf_error_io(err, errno, "'%s': cannot stat", shown);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': not a regular file", shown);
 		goto out;
 	}
 	if ((uint64_t)st.st_size > limit) {
@@ -162,19 +168,6 @@ static int safe_relative_path(const char *path)
 	return 1;
 }
 
-static void lock_init(pthread_mutex_t *lock)
-{
-#ifdef SF_DEBUG_MUTEX
-	pthread_mutexattr_t attr;
-
-	pthread_mutexattr_init(&attr);
-	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
-	pthread_mutex_init(lock, &attr);
-	pthread_mutexattr_destroy(&attr);
-#else
-	pthread_mutex_init(lock, NULL);
-#endif
-}
 
 /* ---- open -------------------------------------------------------------- */
 
@@ -260,8 +253,8 @@ sf_err sf_store_open(sf_store **out, const char *path,
 	*out = NULL;
 	if (!store)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	lock_init(&store->tree_lock);
-	lock_init(&store->shard_lock);
+	sf_mutex_init(&store->tree_lock);
+	sf_mutex_init(&store->shard_lock);
 	store->path = sf_strdup(path);
 	store->next_ino = 2;
 	store->lock_fd = -1;
@@ -635,6 +628,9 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 	if (!full)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	rc = read_whole_file(full, full, SF_MAX_METADATA_BYTES, &text, &text_len, err);
+	/* a store lacking one of its own files is damaged, as for shards */
+	if (rc == SF_ERR_NOTFOUND)
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': index missing", full);
 	if (rc != SF_OK)
 		goto out;
 	if (doc->has_xxh64 && sf_xxh64(text, text_len, 0) != doc->xxh64) {
@@ -877,7 +873,8 @@ static sf_err shard_reader(sf_store *store, uint32_t id, sf_seek_reader **out, s
 		if (!full) {
 			rc = sf_error_set(&s->open_error, SF_ERR_NOMEM, "out of memory");
 		} else {
-			s->fd = open(full, O_RDONLY | O_CLOEXEC);
+			/* not blocked by a FIFO; the reader refuses non-regular files */
+			s->fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 			if (s->fd < 0)
 				rc = errno == ENOENT
 					? sf_error_set(&s->open_error, SF_ERR_CORRUPT, "'%s': shard missing", full)

@@ -192,3 +192,17 @@ int sf_fsync_dir(const char *path)
 	errno = saved;
 	return rc;
 }
+
+void sf_mutex_init(pthread_mutex_t *lock)
+{
+#ifdef SF_DEBUG_MUTEX
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+	pthread_mutex_init(lock, &attr);
+	pthread_mutexattr_destroy(&attr);
+#else
+	pthread_mutex_init(lock, NULL);
+#endif
+}

@@ -36,6 +36,10 @@ int sf_write_all(int fd, const void *data, size_t len);
 /* pread() exactly len bytes unless end of file; returns bytes read or -1. */
 ssize_t sf_pread_full(int fd, void *buf, size_t len, uint64_t offset);
 
+/* Initialise a mutex: error-checking in debug (SF_DEBUG_MUTEX) builds. */
+#include <pthread.h>
+void sf_mutex_init(pthread_mutex_t *lock);
+
 /* fsync a directory by path; -1 + errno on failure. */
 int sf_fsync_dir(const char *path);
 
