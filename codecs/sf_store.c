@@ -458,19 +458,60 @@ static sf_node *add_child(sf_store *store, sf_node *dir, const char *name, size_
 	return child;
 }
 
-/* Child by name during a load (children not sorted yet: linear for the
-   last few, which is where consecutive paths of one directory land). */
-static sf_node *find_loading_child(sf_node *dir, const char *name, size_t len)
+/* The nodes created by one index load, by (parent, name), so that paths
+   in any order find their folders in constant time. */
+typedef struct load_map {
+	sf_node **slots;
+	size_t capacity;
+	size_t count;
+} load_map;
+
+static size_t load_slot(const load_map *map, const sf_node *parent, const char *name, size_t len)
 {
-	uint32_t i = dir->child_count;
+	return (size_t)(sf_xxh64(name, len, (uint64_t)(uintptr_t)parent) & (map->capacity - 1));
+}
 
-	while (i-- > 0) {
-		sf_node *c = dir->children[i];
+static sf_node *find_loading_child(const load_map *map, sf_node *dir, const char *name, size_t len)
+{
+	size_t slot = load_slot(map, dir, name, len);
 
-		if (strlen(c->name) == len && memcmp(c->name, name, len) == 0)
+	while (map->slots[slot]) {
+		sf_node *c = map->slots[slot];
+
+		if (c->parent == dir && strlen(c->name) == len && memcmp(c->name, name, len) == 0)
 			return c;
+		slot = (slot + 1) & (map->capacity - 1);
 	}
 	return NULL;
+}
+
+static void insert_slot(load_map *map, sf_node *node)
+{
+	size_t slot = load_slot(map, node->parent, node->name, strlen(node->name));
+
+	while (map->slots[slot])
+		slot = (slot + 1) & (map->capacity - 1);
+	map->slots[slot] = node;
+}
+
+/* 0 when out of memory. The table stays at most half full. */
+static int remember_child(load_map *map, sf_node *node)
+{
+	if ((map->count + 1) * 2 > map->capacity) {
+		load_map bigger = { calloc(map->capacity * 2, sizeof(sf_node *)), map->capacity * 2, map->count };
+		size_t i;
+
+		if (!bigger.slots)
+			return 0;
+		for (i = 0; i < map->capacity; i++)
+			if (map->slots[i])
+				insert_slot(&bigger, map->slots[i]);
+		free(map->slots);
+		*map = bigger;
+	}
+	insert_slot(map, node);
+	map->count++;
+	return 1;
 }
 
 static int compare_nodes(const void *a, const void *b)
@@ -480,15 +521,23 @@ static int compare_nodes(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static void sort_tree(sf_node *dir)
+/* Sort every folder of a load; 0 when two entries share a name. */
+static int sort_tree(sf_node *dir, const sf_node **duplicate)
 {
 	uint32_t i;
 
 	if (dir->child_count > 1)
 		qsort(dir->children, dir->child_count, sizeof(*dir->children), compare_nodes);
-	for (i = 0; i < dir->child_count; i++)
-		if (dir->children[i]->type == SF_NODE_DIR && dir->children[i]->index_id < 0)
-			sort_tree(dir->children[i]);
+	for (i = 0; i < dir->child_count; i++) {
+		if (i > 0 && strcmp(dir->children[i - 1]->name, dir->children[i]->name) == 0) {
+			*duplicate = dir->children[i];
+			return 0;
+		}
+		if (dir->children[i]->type == SF_NODE_DIR && dir->children[i]->index_id < 0 &&
+		    !sort_tree(dir->children[i], duplicate))
+			return 0;
+	}
+	return 1;
 }
 
 static int parse_mtime(json_t *entry, sf_node *node)
@@ -582,7 +631,7 @@ static int parse_segments(sf_store *store, json_t *list, sf_node *node, const ch
 
 /* Walk/create the directories of path below base; return the parent of
    the last component and set name and name_len to that component. */
-static sf_node *parent_for(sf_store *store, sf_node *base, const char *path,
+static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const char *path,
 			   const char **name, size_t *name_len)
 {
 	sf_node *dir = base;
@@ -598,10 +647,10 @@ static sf_node *parent_for(sf_store *store, sf_node *base, const char *path,
 			*name_len = len;
 			return dir;
 		}
-		child = find_loading_child(dir, p, len);
+		child = find_loading_child(map, dir, p, len);
 		if (!child) {
 			child = add_child(store, dir, p, len);
-			if (!child)
+			if (!child || !remember_child(map, child))
 				return NULL;
 			child->type = SF_NODE_DIR;
 			child->mode = 0555;
@@ -623,6 +672,7 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 	char *text = NULL;
 	size_t text_len = 0, i;
 	json_t *root = NULL, *entries;
+	load_map map = { NULL, 0, 0 };
 	sf_err rc;
 
 	if (!full)
@@ -645,6 +695,14 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': expected an \"entries\" array", full);
 		goto out;
 	}
+	map.capacity = 64;
+	while (map.capacity < json_array_size(entries) * 4 + 64)
+		map.capacity *= 2;
+	map.slots = calloc(map.capacity, sizeof(*map.slots));
+	if (!map.slots) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
 	for (i = 0; i < json_array_size(entries); i++) {
 		json_t *entry = json_array_get(entries, i);
 		char *path = entry_bytes(entry, "path", "path_hex");
@@ -660,8 +718,8 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 					  full, i);
 			goto out;
 		}
-		parent = parent_for(store, dir, path, &name, &name_len);
-		if (!parent || find_loading_child(parent, name, name_len)) {
+		parent = parent_for(store, &map, dir, path, &name, &name_len);
+		if (!parent || find_loading_child(&map, parent, name, name_len)) {
 			rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': entry %zu ('%s'): duplicate or misplaced path",
 					  full, i, path);
 			free(path);
@@ -669,6 +727,11 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		}
 		node = add_child(store, parent, name, name_len);
 		if (!node) {
+			free(path);
+			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		if (!remember_child(&map, node)) {
 			free(path);
 			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 			goto out;
@@ -722,8 +785,18 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		}
 		free(path);
 	}
-	sort_tree(dir);
+	{
+		const sf_node *duplicate = NULL;
+
+		if (!sort_tree(dir, &duplicate)) {
+			char dup_path[SF_MAX_PATH_BYTES];
+
+			sf_store_node_path(duplicate, dup_path, sizeof(dup_path));
+			rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': '%s' is listed twice", full, dup_path);
+		}
+	}
 out:
+	free(map.slots);
 	if (root)
 		json_decref(root);
 	free(text);
