@@ -6,13 +6,14 @@
  * while mounted: entries, attributes and file pages are cached by the
  * kernel with long timeouts.
  */
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -773,7 +774,9 @@ int main(int argc, char **argv)
 			fuse_loop_cfg_set_idle_threads(loop_config, cmdline.max_idle_threads);
 		rc = fuse_session_loop_mt(session, loop_config);
 	}
-	rc = rc == 0 ? 0 : 1;
+	/* The loop returns the number of the signal that ended it (SIGTERM,
+	   SIGINT, SIGHUP: libfuse's handlers unmount first), or -errno. */
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 	prefetch_stop();
 	fuse_session_unmount(session);
 	fuse_remove_signal_handlers(session);
