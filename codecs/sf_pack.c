@@ -2085,6 +2085,12 @@ static sf_err check_references(packer *p, const path_map *map, const execution *
 		}
 		while (strstr(marker + 1, "/batch_manager_steps/"))
 			marker = strstr(marker + 1, "/batch_manager_steps/");
+		if (strstr(marker, "/../") || strstr(marker, "/./") || strstr(marker, "//")) {
+			/* a step name like "../x" made this path leave its folder:
+			   never followed, so nothing to check */
+			free(path);
+			continue;
+		}
 		wanted = rel_join(x->dir, marker + 1);
 		if (wanted && !path_map_find(p, map, wanted)) {
 			rc = sf_error_set(err, SF_ERR_NOTFOUND,

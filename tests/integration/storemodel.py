@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""An independent model of a store, for the reliability tests (standard
+library only, plus the `zstd` command to decompress whole shards).
+
+It reads store.json, the index documents and the seek tables itself, so the
+tests can say which files a damaged frame, shard or index touches, and what
+every file of the tree must contain, without asking the code under test.
+"""
+import json
+import os
+import struct
+import subprocess
+
+SEEK_FOOTER = 9
+SEEK_HEADER = 8
+SEEK_ENTRY = 12
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(text):
+    """The first line of a sanitizer report in text, or None."""
+    for line in text.splitlines():
+        if any(mark in line for mark in SANITIZER_MARKS):
+            return line
+    return None
+
+
+def seek_layout(path):
+    """Frames of a shard: list of (compressed_offset, compressed_size,
+    content_offset, content_size), and the byte where the seek table starts."""
+    with open(path, "rb") as f:
+        data = f.read()
+    count = struct.unpack("<I", data[-SEEK_FOOTER:-SEEK_FOOTER + 4])[0]
+    table = len(data) - (SEEK_HEADER + SEEK_ENTRY * count + SEEK_FOOTER)
+    frames = []
+    comp = content = 0
+    for i in range(count):
+        entry = table + SEEK_HEADER + SEEK_ENTRY * i
+        csize, dsize = struct.unpack("<II", data[entry:entry + 8])
+        frames.append((comp, csize, content, dsize))
+        comp += csize
+        content += dsize
+    return frames, table
+
+
+class Store:
+    def __init__(self, path):
+        self.path = path
+        with open(os.path.join(path, "store.json"), "rb") as f:
+            self.doc = json.load(f)
+        self.shards = [s["file"] for s in self.doc["shards"]]
+        self.indexes = [i["file"] for i in self.doc["indexes"]]
+        # tree path -> entry (with "index_of": the index it comes from)
+        self.files, self.dirs, self.symlinks = {}, {}, {}
+        self._load(self.doc["root_index"], b"")
+        self._content = {}
+        self._layout = {}
+
+    def _load(self, index_id, prefix):
+        with open(os.path.join(self.path, self.indexes[index_id]), "rb") as f:
+            doc = json.load(f)
+        for entry in doc["entries"]:
+            if "path" in entry:
+                rel = entry["path"].encode("utf-8", "surrogateescape")
+            else:
+                rel = bytes.fromhex(entry["path_hex"])
+            path = prefix + rel
+            entry["index_of"] = index_id
+            if entry["type"] == "file":
+                self.files[path] = entry
+            elif entry["type"] == "symlink":
+                self.symlinks[path] = entry
+            else:
+                self.dirs[path] = entry
+                if "index" in entry:
+                    self._load(entry["index"], path + b"/")
+
+    def shard_path(self, shard):
+        return os.path.join(self.path, self.shards[shard])
+
+    def layout(self, shard):
+        if shard not in self._layout:
+            self._layout[shard] = seek_layout(self.shard_path(shard))
+        return self._layout[shard]
+
+    def content(self, shard):
+        """A shard's whole decompressed content (zstd checks every frame)."""
+        if shard not in self._content:
+            self._content[shard] = subprocess.run(
+                ["zstd", "-q", "-d", "-c", self.shard_path(shard)],
+                check=True, stdout=subprocess.PIPE).stdout
+        return self._content[shard]
+
+    def file_bytes(self, path):
+        out = []
+        for shard, offset, length, subst in self.files[path]["segments"]:
+            piece = self.content(shard)[offset:offset + length]
+            if subst == 1:
+                piece = piece.replace(b"\n", b",")
+            elif subst == 2:
+                piece = piece.replace(b"\n", b" ")
+            out.append(piece)
+        return b"".join(out)
+
+    def frame_at(self, shard, compressed_offset):
+        """(frame index, None) for a byte in a frame, (None, entry) for a
+        byte in the seek table (entry: the table entry it belongs to, or
+        None for the header and footer)."""
+        frames, table = self.layout(shard)
+        if compressed_offset >= table:
+            rel = compressed_offset - table - SEEK_HEADER
+            if 0 <= rel < SEEK_ENTRY * len(frames):
+                return None, rel // SEEK_ENTRY
+            return None, None
+        for i, (comp, csize, _, _) in enumerate(frames):
+            if comp <= compressed_offset < comp + csize:
+                return i, None
+        raise ValueError("offset %d outside every frame" % compressed_offset)
+
+    def damaged_ranges(self, path, shard, frame=None):
+        """File byte ranges [a, b) of path served from the shard (or from
+        one frame of it)."""
+        if frame is None:
+            lo, hi = 0, 1 << 62
+        else:
+            _, _, lo, size = self.layout(shard)[0][frame]
+            hi = lo + size
+        ranges, file_offset = [], 0
+        for s, offset, length, _ in self.files[path]["segments"]:
+            if s == shard:
+                a, b = max(offset, lo), min(offset + length, hi)
+                if a < b:
+                    ranges.append((file_offset + a - offset, file_offset + b - offset))
+            file_offset += length
+        return ranges
+
+    def under_index(self, path, index_id):
+        """True when path is described by index_id or by an index below it."""
+        entry = self.files.get(path) or self.dirs.get(path) or self.symlinks.get(path)
+        seen = entry["index_of"]
+        while True:
+            if seen == index_id:
+                return True
+            parent = self._index_parent(seen)
+            if parent is None:
+                return False
+            seen = parent
+
+    def _index_parent(self, index_id):
+        for entry in self.dirs.values():
+            if entry.get("index") == index_id:
+                return entry["index_of"]
+        return None
