@@ -3344,9 +3344,10 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 		rc = shard_close(&p, p.files_shard, err);
 	if (rc == SF_OK && p.raw_shard >= 0)
 		rc = shard_close(&p, p.raw_shard, err);
-	if (rc == SF_OK)
-		rc = write_index(&p, root_entries, &root_index, err);
-	root_entries = NULL;
+	if (rc == SF_OK) {
+		rc = write_index(&p, root_entries, &root_index, err); /* consumes root_entries */
+		root_entries = NULL;
+	}
 	if (rc == SF_OK)
 		rc = write_store_json(&p, root_index, &src_st, err);
 	if (rc == SF_OK)
