@@ -21,13 +21,9 @@ SANITIZER_RE='ERROR: (Address|Leak)Sanitizer|runtime error:'
 # the unprivileged runs need to reach their folders
 chmod 755 "$TMP"
 
-# Failures in code this suite does not cover the fix of, reported upstream:
-# their test points are marked TODO (prove does not count them as failures)
-# until the packer is fixed.
-declare -A KNOWN_BUGS=(
-	[step-name-dotdot]="sf_pack refuses a step reference whose name holds '..' and calls the existing file missing"
-	[step-name-dots]="sf_pack refuses a step reference whose name holds '..' and calls the existing file missing"
-)
+# Known failures would be listed here, case name -> reason, and their
+# test points marked TODO (prove does not count them). None at present.
+declare -A KNOWN_BUGS=()
 TODO_REASON=
 not_ok() {
 	test_count=$((test_count + 1))

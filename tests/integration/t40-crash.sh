@@ -42,7 +42,7 @@ PY
 temporaries() { find "$TMP" -maxdepth 1 -name '.*.stepstore-tmp-*' | wc -l; }
 
 SRC=$TMP/src
-$GEN --layout current --out "$SRC" --seed 40 --steps 3 --batches 120 --batch-size 40 >/dev/null
+$GEN --layout current --out "$SRC" --seed 40 --steps 3 --batches 300 --batch-size 40 >/dev/null
 listing "$SRC" >"$TMP/source.before"
 # A slow, single-threaded level makes the pack last long enough for kills
 # to land in every phase (walk, batches, shards, indexes, rename).
