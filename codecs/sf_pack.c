@@ -1475,6 +1475,21 @@ static sf_err end_batch(walker *w, const json_rule *rule, uint64_t end, int keep
 	return rc;
 }
 
+/* Every row of the list being read, up to (not including) its ']'. */
+static sf_err emit_rows(walker *w, sf_error *err)
+{
+	sf_err rc = SF_OK;
+
+	while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
+		uint64_t start = 0, end = 0, newlines = 0;
+
+		rc = sf_jscan_skip_value(w->scan, &start, &end, &newlines, err);
+		if (rc == SF_OK)
+			rc = emit_row(w, start, end, newlines, err);
+	}
+	return rc;
+}
+
 /* "data": a list of lists of rows. */
 static sf_err walk_row_lists(walker *w, sf_error *err)
 {
@@ -1487,13 +1502,8 @@ static sf_err walk_row_lists(walker *w, sf_error *err)
 		rc = sf_jscan_next(w->scan, &tok, err);
 		if (rc == SF_OK && tok.type != SF_JTOK_ARRAY_BEGIN)
 			return layout_error(w->full, tok.start, "expected a list of rows inside \"data\"", err);
-		while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
-			uint64_t start = 0, end = 0, newlines = 0;
-
-			rc = sf_jscan_skip_value(w->scan, &start, &end, &newlines, err);
-			if (rc == SF_OK)
-				rc = emit_row(w, start, end, newlines, err);
-		}
+		if (rc == SF_OK)
+			rc = emit_rows(w, err);
 		if (rc == SF_OK)
 			rc = sf_jscan_next(w->scan, &tok, err); /* inner ']' */
 	}
@@ -1534,13 +1544,8 @@ static sf_err walk_batch(walker *w, const json_rule *rule, sf_error *err)
 		if (tok.type != SF_JTOK_ARRAY_BEGIN)
 			return layout_error(w->full, tok.start, "expected a list of rows", err);
 		rc = begin_batch(w, group, tok.start, err);
-		while (rc == SF_OK && !sf_jscan_at_container_end(w->scan)) {
-			uint64_t start = 0, end = 0, newlines = 0;
-
-			rc = sf_jscan_skip_value(w->scan, &start, &end, &newlines, err);
-			if (rc == SF_OK)
-				rc = emit_row(w, start, end, newlines, err);
-		}
+		if (rc == SF_OK)
+			rc = emit_rows(w, err);
 		if (rc == SF_OK)
 			rc = sf_jscan_next(w->scan, &tok, err);
 		return rc == SF_OK ? end_batch(w, rule, tok.end, 1, err) : rc;
