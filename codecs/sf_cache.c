@@ -3,11 +3,18 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BUCKETS_MIN 1024u
+/* Buffers of evicted entries kept for reuse (a few frames' worth). */
+#define SPARE_MAX 8u
+/* Consumed entries kept before their buffers are reused: a little slack
+   for read-ahead requests that arrive after the reader passed a frame. */
+#define CONSUMED_KEEP 8u
 
 struct sf_cache {
 	pthread_mutex_t lock;
+	pthread_cond_t filled; /* broadcast when a fill ends, well or not */
 	size_t budget_bytes;
 	size_t bytes_in_use;
 	sf_cache_entry **buckets;
@@ -15,6 +22,10 @@ struct sf_cache {
 	size_t entry_count;
 	/* LRU list of every entry, most recent at head. */
 	sf_cache_entry *lru_head, *lru_tail;
+	/* Unused buffers (as entries with data and capacity), via hash_next. */
+	sf_cache_entry *spare;
+	unsigned spare_count;
+	size_t consumed_count; /* entries in the table marked consumed */
 	sf_cache_stats stats;
 };
 
@@ -44,6 +55,7 @@ sf_cache *sf_cache_create(size_t budget_bytes)
 	cache->budget_bytes = budget_bytes;
 	cache->stats.budget_bytes = budget_bytes;
 	sf_mutex_init(&cache->lock);
+	pthread_cond_init(&cache->filled, NULL);
 	return cache;
 }
 
@@ -100,6 +112,35 @@ static void grow_buckets(sf_cache *cache)
 	}
 }
 
+static void entry_free(sf_cache_entry *entry)
+{
+	free(entry->data);
+	free(entry);
+}
+
+/* Keep an unlinked entry's buffer for reuse, or free it. Lock held. */
+static void retire(sf_cache *cache, sf_cache_entry *entry)
+{
+	if (cache->spare_count < SPARE_MAX && entry->data) {
+		entry->hash_next = cache->spare;
+		cache->spare = entry;
+		cache->spare_count++;
+	} else {
+		entry_free(entry);
+	}
+}
+
+static void unlink_entry(sf_cache *cache, sf_cache_entry *entry)
+{
+	lru_unlink(cache, entry);
+	hash_remove(cache, entry);
+	cache->bytes_in_use -= entry->capacity;
+	cache->entry_count--;
+	if (entry->consumed)
+		cache->consumed_count--;
+	entry->consumed = 0;
+}
+
 /* Evict unpinned entries from the cold end until within budget. */
 static void evict(sf_cache *cache)
 {
@@ -109,13 +150,9 @@ static void evict(sf_cache *cache)
 		sf_cache_entry *prev = entry->lru_prev;
 
 		if (entry->refs == 0) {
-			lru_unlink(cache, entry);
-			hash_remove(cache, entry);
-			cache->bytes_in_use -= entry->size;
-			cache->entry_count--;
+			unlink_entry(cache, entry);
 			cache->stats.evictions++;
-			free(entry->data);
-			free(entry);
+			retire(cache, entry);
 		}
 		entry = prev;
 	}
@@ -130,54 +167,118 @@ static sf_cache_entry *find(sf_cache *cache, uint32_t shard, uint32_t frame)
 	return entry;
 }
 
+/*
+ * A buffer of at least size bytes without allocating: a spare one, else the
+ * coldest consumed entry that nobody holds (consumed entries gather at the
+ * cold end, so the walk stops at the first one that is not). The returned
+ * entry is unlinked; its data is reused. Lock held.
+ */
+static sf_cache_entry *reusable(sf_cache *cache, size_t size)
+{
+	sf_cache_entry **link = &cache->spare, *entry;
+
+	for (; *link; link = &(*link)->hash_next) {
+		if ((*link)->capacity >= size) {
+			entry = *link;
+			*link = entry->hash_next;
+			cache->spare_count--;
+			return entry;
+		}
+	}
+	if (cache->consumed_count <= CONSUMED_KEEP)
+		return NULL;
+	for (entry = cache->lru_tail; entry && entry->consumed; entry = entry->lru_prev) {
+		if (entry->refs == 0 && entry->capacity >= size) {
+			unlink_entry(cache, entry);
+			cache->stats.evictions++;
+			return entry;
+		}
+	}
+	return NULL;
+}
+
+/* A cached entry is used again: most recent, and no longer consumed (so
+   the consumed ones stay together at the cold end). Lock held. */
+static void touch(sf_cache *cache, sf_cache_entry *entry)
+{
+	if (entry->consumed) {
+		entry->consumed = 0;
+		cache->consumed_count--;
+	}
+	lru_unlink(cache, entry);
+	lru_push_front(cache, entry);
+}
+
+/* The last reference of a failed entry frees it. Lock held. */
+static void unref(sf_cache *cache, sf_cache_entry *entry)
+{
+	entry->refs--;
+	if (entry->refs == 0 && entry->failed)
+		retire(cache, entry);
+}
+
 sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 			     size_t size, sf_cache_fill_fn fill, void *context,
 			     sf_error *err)
 {
-	sf_cache_entry *entry, *existing;
+	sf_cache_entry *entry, *buffer;
+	unsigned char *data;
+	size_t capacity;
+	sf_err rc;
 
 	pthread_mutex_lock(&cache->lock);
-	entry = find(cache, shard, frame);
-	if (entry) {
+	for (;;) {
+		entry = find(cache, shard, frame);
+		if (!entry)
+			break;
 		entry->refs++;
-		lru_unlink(cache, entry);
-		lru_push_front(cache, entry);
-		cache->stats.hits++;
-		pthread_mutex_unlock(&cache->lock);
-		return entry;
+		if (!entry->filling) {
+			touch(cache, entry);
+			cache->stats.hits++;
+			pthread_mutex_unlock(&cache->lock);
+			return entry;
+		}
+		/* Another thread is decompressing it: wait for that. */
+		cache->stats.shared_fills++;
+		while (entry->filling)
+			pthread_cond_wait(&cache->filled, &cache->lock);
+		if (!entry->failed) {
+			/* the filler may have released it as consumed meanwhile */
+			touch(cache, entry);
+			pthread_mutex_unlock(&cache->lock);
+			return entry;
+		}
+		/* Theirs failed: try once more ourselves, to report the error. */
+		unref(cache, entry);
 	}
 	cache->stats.misses++;
-	pthread_mutex_unlock(&cache->lock);
 
-	/* Decompress outside the lock so other readers are not held up. */
-	entry = calloc(1, sizeof(*entry));
-	if (!entry || !(entry->data = malloc(size ? size : 1))) {
-		free(entry);
-		sf_error_set(err, SF_ERR_NOMEM, "cannot allocate %zu bytes for frame %u of shard %u",
-			     size, frame, shard);
-		return NULL;
+	/* A placeholder in the table, so that other threads wait for this fill. */
+	buffer = reusable(cache, size);
+	if (buffer) {
+		cache->stats.recycled++;
+		entry = buffer;
+		data = entry->data;
+		capacity = entry->capacity;
+	} else {
+		entry = calloc(1, sizeof(*entry));
+		data = NULL;
+		capacity = 0;
+		if (!entry) {
+			pthread_mutex_unlock(&cache->lock);
+			sf_error_set(err, SF_ERR_NOMEM, "cannot allocate a cache entry for frame %u of shard %u",
+				     frame, shard);
+			return NULL;
+		}
 	}
+	memset(entry, 0, sizeof(*entry));
+	/* charged at its capacity: a reused buffer may be larger than size */
+	entry->capacity = capacity ? capacity : (size ? size : 1);
 	entry->shard = shard;
 	entry->frame = frame;
 	entry->size = size;
 	entry->refs = 1;
-	if (fill(context, shard, frame, entry->data, size, err) != SF_OK) {
-		free(entry->data);
-		free(entry);
-		return NULL;
-	}
-
-	pthread_mutex_lock(&cache->lock);
-	cache->stats.bytes_decompressed += size;
-	existing = find(cache, shard, frame);
-	if (existing) {
-		/* Another thread filled it meanwhile: use theirs. */
-		existing->refs++;
-		pthread_mutex_unlock(&cache->lock);
-		free(entry->data);
-		free(entry);
-		return existing;
-	}
+	entry->filling = 1;
 	if (cache->entry_count + 1 > cache->bucket_count)
 		grow_buckets(cache);
 	{
@@ -188,10 +289,33 @@ sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 	}
 	lru_push_front(cache, entry);
 	cache->entry_count++;
-	cache->bytes_in_use += size;
-	evict(cache);
+	cache->bytes_in_use += entry->capacity;
 	pthread_mutex_unlock(&cache->lock);
-	return entry;
+
+	/* Allocate and decompress outside the lock so other readers go on. */
+	if (!data)
+		data = malloc(entry->capacity);
+	if (!data)
+		rc = sf_error_set(err, SF_ERR_NOMEM, "cannot allocate %zu bytes for frame %u of shard %u",
+				  size, frame, shard);
+	else
+		rc = fill(context, shard, frame, data, size, err);
+
+	pthread_mutex_lock(&cache->lock);
+	entry->data = data;
+	entry->filling = 0;
+	if (rc != SF_OK) {
+		/* Nothing is cached for a frame that failed. */
+		unlink_entry(cache, entry);
+		entry->failed = 1;
+		unref(cache, entry);
+	} else {
+		cache->stats.bytes_decompressed += size;
+		evict(cache);
+	}
+	pthread_cond_broadcast(&cache->filled);
+	pthread_mutex_unlock(&cache->lock);
+	return rc == SF_OK ? entry : NULL;
 }
 
 void sf_cache_put(sf_cache *cache, sf_cache_entry *entry)
@@ -200,6 +324,39 @@ void sf_cache_put(sf_cache *cache, sf_cache_entry *entry)
 		return;
 	pthread_mutex_lock(&cache->lock);
 	entry->refs--;
+	if (entry->refs == 0 && cache->bytes_in_use > cache->budget_bytes)
+		evict(cache);
+	pthread_mutex_unlock(&cache->lock);
+}
+
+void sf_cache_put_consumed(sf_cache *cache, sf_cache_entry *entry)
+{
+	if (!entry)
+		return;
+	pthread_mutex_lock(&cache->lock);
+	entry->refs--;
+	if (!entry->consumed) {
+		sf_cache_entry *after;
+
+		/* Into the run of consumed entries at the cold end, as its newest:
+		   the run is recycled oldest first. */
+		lru_unlink(cache, entry);
+		after = cache->lru_tail;
+		while (after && after->consumed)
+			after = after->lru_prev;
+		entry->lru_prev = after;
+		entry->lru_next = after ? after->lru_next : cache->lru_head;
+		if (entry->lru_next)
+			entry->lru_next->lru_prev = entry;
+		else
+			cache->lru_tail = entry;
+		if (after)
+			after->lru_next = entry;
+		else
+			cache->lru_head = entry;
+		entry->consumed = 1;
+		cache->consumed_count++;
+	}
 	if (entry->refs == 0 && cache->bytes_in_use > cache->budget_bytes)
 		evict(cache);
 	pthread_mutex_unlock(&cache->lock);
@@ -232,10 +389,14 @@ void sf_cache_free(sf_cache *cache)
 		return;
 	for (entry = cache->lru_head; entry; entry = next) {
 		next = entry->lru_next;
-		free(entry->data);
-		free(entry);
+		entry_free(entry);
+	}
+	for (entry = cache->spare; entry; entry = next) {
+		next = entry->hash_next;
+		entry_free(entry);
 	}
 	free(cache->buckets);
+	pthread_cond_destroy(&cache->filled);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);
 }

@@ -7,6 +7,11 @@
  * When every entry is pinned the cache may exceed its budget by the pinned
  * bytes; it shrinks back as soon as they are released.
  *
+ * Fills are single-flight: while one thread decompresses a frame, others
+ * asking for the same frame wait for it instead of decompressing it again.
+ * Buffers of evicted entries are kept (a few) and reused for the next miss,
+ * so a busy cache does not keep faulting in fresh memory.
+ *
  * Ownership: the cache owns every buffer. Callers borrow entry->data from
  * get() until the matching put().
  */
@@ -26,7 +31,11 @@ typedef struct sf_cache_entry {
 	size_t size;
 	unsigned char *data;
 	/* private */
+	size_t capacity;      /* bytes allocated at data */
 	unsigned refs;
+	unsigned char filling; /* being decompressed by one thread */
+	unsigned char failed;  /* the fill failed; unlinked, freed by the last ref */
+	unsigned char consumed; /* released as read to its end: recycle first */
 	struct sf_cache_entry *hash_next, *lru_prev, *lru_next;
 } sf_cache_entry;
 
@@ -39,6 +48,8 @@ typedef sf_err (*sf_cache_fill_fn)(void *context, uint32_t shard, uint32_t frame
 typedef struct sf_cache_stats {
 	uint64_t hits, misses, evictions, bytes_in_use, entries, budget_bytes;
 	uint64_t bytes_decompressed;
+	uint64_t shared_fills; /* gets that waited for another thread's fill */
+	uint64_t recycled;     /* misses served with a reused buffer */
 } sf_cache_stats;
 
 /* budget_bytes 0 disables caching beyond pinned entries. */
@@ -56,7 +67,16 @@ sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 /* Release a pinned entry. NULL is a no-op. */
 void sf_cache_put(sf_cache *cache, sf_cache_entry *entry);
 
-/* 1 when (shard, frame) is cached (used to skip useless read-ahead). */
+/*
+ * Release a pinned entry that a sequential reader has read to its end: it
+ * goes to the cold end of the LRU list and its buffer is the first to be
+ * reused by a later miss, even below the budget, so a streaming read cycles
+ * through a few buffers instead of the whole budget. NULL is a no-op.
+ */
+void sf_cache_put_consumed(sf_cache *cache, sf_cache_entry *entry);
+
+/* 1 when (shard, frame) is cached or being filled (used to skip useless
+   read-ahead). */
 int sf_cache_contains(sf_cache *cache, uint32_t shard, uint32_t frame);
 
 void sf_cache_stats_get(sf_cache *cache, sf_cache_stats *stats);

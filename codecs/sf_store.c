@@ -1040,8 +1040,8 @@ static uint32_t segment_at(const sf_node *file, uint64_t offset)
 	return lo;
 }
 
-sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
-		     size_t len, void *buf, size_t *got, sf_error *err)
+static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
+			 size_t len, void *buf, size_t *got, int sequential, sf_error *err)
 {
 	unsigned char *out = buf;
 	size_t done = 0;
@@ -1087,7 +1087,11 @@ sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
 			take = len - done;
 		copy_substituted(out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
 				 take, seg->subst);
-		sf_cache_put(store->cache, entry);
+		if (sequential && shard_pos + take ==
+					  frame_info.decompressed_offset + frame_info.decompressed_size)
+			sf_cache_put_consumed(store->cache, entry);
+		else
+			sf_cache_put(store->cache, entry);
 		done += take;
 		continue;
 fail:
@@ -1103,6 +1107,18 @@ fail:
 	}
 	*got = done;
 	return SF_OK;
+}
+
+sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
+		     size_t len, void *buf, size_t *got, sf_error *err)
+{
+	return read_range(store, file, offset, len, buf, got, 0, err);
+}
+
+sf_err sf_store_read_sequential(sf_store *store, const sf_node *file, uint64_t offset,
+				size_t len, void *buf, size_t *got, sf_error *err)
+{
+	return read_range(store, file, offset, len, buf, got, 1, err);
 }
 
 int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard_id,

@@ -114,6 +114,13 @@ sf_err sf_store_lookup(sf_store *store, const char *path, const sf_node **out,
 sf_err sf_store_read(sf_store *store, const sf_node *file, uint64_t offset,
 		     size_t len, void *buf, size_t *got, sf_error *err);
 
+/* The same for a caller that reads the file front to back: the frames it
+   reads to their end are released as consumed (sf_cache_put_consumed), so
+   a long sequential read reuses a few cache buffers instead of filling the
+   whole cache. */
+sf_err sf_store_read_sequential(sf_store *store, const sf_node *file, uint64_t offset,
+				size_t len, void *buf, size_t *got, sf_error *err);
+
 /* Where file byte `offset` lives: its shard and shard content offset.
    Returns 0 past the end of the file. */
 int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard,

@@ -140,6 +140,10 @@ static char *render_stats(int prometheus)
 			"# TYPE stepfs_cache_hits_total counter\nstepfs_cache_hits_total %" PRIu64 "\n"
 			"# TYPE stepfs_cache_misses_total counter\nstepfs_cache_misses_total %" PRIu64 "\n"
 			"# TYPE stepfs_cache_evictions_total counter\nstepfs_cache_evictions_total %" PRIu64 "\n"
+			"# HELP stepfs_cache_shared_fills_total Reads that waited for a frame another thread was decompressing.\n"
+			"# TYPE stepfs_cache_shared_fills_total counter\nstepfs_cache_shared_fills_total %" PRIu64 "\n"
+			"# HELP stepfs_cache_buffers_reused_total Misses decompressed into a reused buffer.\n"
+			"# TYPE stepfs_cache_buffers_reused_total counter\nstepfs_cache_buffers_reused_total %" PRIu64 "\n"
 			"# TYPE stepfs_cache_bytes gauge\nstepfs_cache_bytes %" PRIu64 "\n"
 			"# TYPE stepfs_cache_budget_bytes gauge\nstepfs_cache_budget_bytes %" PRIu64 "\n"
 			"# TYPE stepfs_bytes_served_total counter\nstepfs_bytes_served_total %" PRIu64 "\n"
@@ -149,18 +153,21 @@ static char *render_stats(int prometheus)
 			"# TYPE stepfs_open_files gauge\nstepfs_open_files %" PRIu64 "\n"
 			"# TYPE stepfs_indexes_loaded gauge\nstepfs_indexes_loaded %" PRIu64 "\n"
 			"# TYPE stepfs_index_failures_total counter\nstepfs_index_failures_total %" PRIu64 "\n",
-			cs.misses, cs.hits, cs.misses, cs.evictions, cs.bytes_in_use, cs.budget_bytes, served,
+			cs.misses, cs.hits, cs.misses, cs.evictions, cs.shared_fills, cs.recycled,
+			cs.bytes_in_use, cs.budget_bytes, served,
 			cs.bytes_decompressed, reads, read_errors, open_files, loaded, failed);
 	} else {
 		fprintf(out,
 			"{\n  \"frames_decompressed\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
 			",\n  \"cache_misses\": %" PRIu64 ",\n  \"cache_hit_rate\": %.4f,\n"
-			"  \"cache_evictions\": %" PRIu64 ",\n  \"cache_bytes\": %" PRIu64 ",\n"
+			"  \"cache_evictions\": %" PRIu64 ",\n  \"cache_shared_fills\": %" PRIu64 ",\n"
+			"  \"cache_buffers_reused\": %" PRIu64 ",\n  \"cache_bytes\": %" PRIu64 ",\n"
 			"  \"cache_budget_bytes\": %" PRIu64 ",\n  \"bytes_served\": %" PRIu64 ",\n"
 			"  \"bytes_decompressed\": %" PRIu64 ",\n  \"reads\": %" PRIu64 ",\n"
 			"  \"read_errors\": %" PRIu64 ",\n  \"open_files\": %" PRIu64 ",\n"
 			"  \"indexes_loaded\": %" PRIu64 ",\n  \"index_failures\": %" PRIu64 "\n}\n",
-			cs.misses, cs.hits, cs.misses, hit_rate, cs.evictions, cs.bytes_in_use, cs.budget_bytes,
+			cs.misses, cs.hits, cs.misses, hit_rate, cs.evictions, cs.shared_fills, cs.recycled,
+			cs.bytes_in_use, cs.budget_bytes,
 			served, cs.bytes_decompressed, reads, read_errors, open_files, loaded, failed);
 	}
 	fclose(out);
@@ -237,9 +244,10 @@ typedef struct open_file {
 /* ---- read-ahead ------------------------------------------------------------
  * A sequential reader's next frames are decompressed by one background
  * thread while the current ones are copied out. Requests go through a small
- * ring; when it is full a request is dropped (read-ahead is only a hint). */
+ * ring; when it is full the oldest request is dropped (read-ahead is only a
+ * hint, and the newest hints are the ones ahead of the reader). */
 
-#define PREFETCH_RING 64
+#define PREFETCH_RING 8
 
 static struct {
 	pthread_mutex_t lock;
@@ -254,12 +262,14 @@ static struct {
 static void prefetch_push(uint32_t shard, uint64_t offset)
 {
 	pthread_mutex_lock(&prefetcher.lock);
-	if (prefetcher.head - prefetcher.tail < PREFETCH_RING) {
-		prefetcher.shard[prefetcher.head % PREFETCH_RING] = shard;
-		prefetcher.offset[prefetcher.head % PREFETCH_RING] = offset;
-		prefetcher.head++;
-		pthread_cond_signal(&prefetcher.wake);
-	}
+	/* When the thread lags, the oldest hints go: a hint behind the reader
+	   would only decompress again a frame the reader has finished with. */
+	if (prefetcher.head - prefetcher.tail >= PREFETCH_RING)
+		prefetcher.tail++;
+	prefetcher.shard[prefetcher.head % PREFETCH_RING] = shard;
+	prefetcher.offset[prefetcher.head % PREFETCH_RING] = offset;
+	prefetcher.head++;
+	pthread_cond_signal(&prefetcher.wake);
 	pthread_mutex_unlock(&prefetcher.lock);
 }
 
@@ -371,6 +381,38 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* Each worker thread keeps its reply buffer, so a read does not allocate
+   (and fault in) fresh memory. */
+#define STREAM_WINDOW ((uint64_t)4 << 20)
+
+static pthread_key_t reply_buffer_key;
+static int reply_buffer_key_ok;
+
+typedef struct reply_buffer {
+	size_t capacity;
+	char data[];
+} reply_buffer;
+
+static char *thread_reply_buffer(size_t size)
+{
+	reply_buffer *rb = reply_buffer_key_ok ? pthread_getspecific(reply_buffer_key) : NULL;
+
+	if (rb && rb->capacity >= size)
+		return rb->data;
+	free(rb);
+	if (reply_buffer_key_ok)
+		pthread_setspecific(reply_buffer_key, NULL);
+	rb = malloc(sizeof(*rb) + (size ? size : 1));
+	if (!rb)
+		return NULL;
+	rb->capacity = size ? size : 1;
+	if (!reply_buffer_key_ok || pthread_setspecific(reply_buffer_key, rb) != 0) {
+		free(rb);
+		return NULL;
+	}
+	return rb->data;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
@@ -378,6 +420,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	open_file *of = (open_file *)(uintptr_t)fi->fh;
 	sf_error err = { 0 };
 	size_t got = 0;
+	sf_err rc;
+	int streaming;
 	char *buf;
 
 	if (of && of->text) {
@@ -388,12 +432,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 				       size < of->len - (size_t)offset ? size : of->len - (size_t)offset);
 		return;
 	}
-	buf = malloc(size ? size : 1);
+	buf = thread_reply_buffer(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (sf_store_read(fs_state.store, node, (uint64_t)offset, size, buf, &got, &err) != SF_OK) {
+	/* A reader that continues near where it stopped is streaming (the
+	   kernel's read-ahead requests may arrive out of order, hence the
+	   window): the frames it finishes are unlikely to be wanted again soon
+	   (the kernel keeps the pages), so their buffers are recycled first. */
+	if (of && offset > 0) {
+		uint64_t last = __atomic_load_n(&of->next_offset, __ATOMIC_RELAXED);
+
+		streaming = (uint64_t)offset + STREAM_WINDOW >= last && (uint64_t)offset <= last + STREAM_WINDOW;
+	} else {
+		streaming = 0;
+	}
+	rc = streaming ? sf_store_read_sequential(fs_state.store, node, (uint64_t)offset, size, buf, &got, &err)
+		       : sf_store_read(fs_state.store, node, (uint64_t)offset, size, buf, &got, &err);
+	if (rc != SF_OK) {
 		pthread_mutex_lock(&fs_state.lock);
 		fs_state.read_errors++;
 		pthread_mutex_unlock(&fs_state.lock);
@@ -417,7 +474,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		if (sequential)
 			read_ahead(node, (uint64_t)offset + got);
 	}
-	free(buf);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -762,6 +818,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fuse_daemonize(cmdline.foreground);
+	reply_buffer_key_ok = pthread_key_create(&reply_buffer_key, free) == 0;
 	prefetch_start(); /* after fork: threads do not survive it */
 	if (cmdline.singlethread) {
 		rc = fuse_session_loop(session);
@@ -786,6 +843,11 @@ out:
 	if (session)
 		fuse_session_destroy(session);
 	sf_store_free(fs_state.store);
+	if (reply_buffer_key_ok) {
+		/* the main thread serves requests with -s; workers free theirs on exit */
+		free(pthread_getspecific(reply_buffer_key));
+		pthread_key_delete(reply_buffer_key);
+	}
 	free(cmdline.mountpoint);
 	free(opts.store);
 	free(opts.config_path);

@@ -1,5 +1,7 @@
 /* Unit tests of the frame cache: hits, eviction order, pinning, failures. */
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "sf_cache.h"
@@ -15,6 +17,102 @@ static sf_err fill(void *context, uint32_t shard, uint32_t frame, unsigned char 
 		return sf_error_set(err, SF_ERR_CORRUPT, "frame %u of shard %u: damaged", frame, shard);
 	memset(dst, (int)(shard * 16 + frame), capacity);
 	return SF_OK;
+}
+
+/* A slow fill, so that other threads arrive while it runs. */
+static int slow_fills;
+static pthread_mutex_t slow_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static sf_err slow_fill(void *context, uint32_t shard, uint32_t frame, unsigned char *dst,
+			size_t capacity, sf_error *err)
+{
+	(void)context;
+	pthread_mutex_lock(&slow_lock);
+	slow_fills++;
+	pthread_mutex_unlock(&slow_lock);
+	usleep(100 * 1000);
+	if (frame == 999)
+		return sf_error_set(err, SF_ERR_CORRUPT, "frame %u of shard %u: damaged", frame, shard);
+	memset(dst, (int)(shard * 16 + frame), capacity);
+	return SF_OK;
+}
+
+typedef struct getter {
+	sf_cache *cache;
+	uint32_t frame;
+	int ok;
+} getter;
+
+static void *get_and_check(void *arg)
+{
+	getter *g = arg;
+	sf_error err;
+	sf_cache_entry *e = sf_cache_get(g->cache, 5, g->frame, 512, slow_fill, NULL, &err);
+
+	g->ok = e ? e->data[0] == (unsigned char)(5 * 16 + g->frame) && e->data[511] == e->data[0]
+		  : err.code == SF_ERR_CORRUPT && strstr(err.message, "damaged") != NULL;
+	sf_cache_put(g->cache, e);
+	return NULL;
+}
+
+/* Eight threads ask for one frame at once: one decompression, eight copies. */
+static void test_single_flight(uint32_t frame, int expect_fills, const char *what)
+{
+	sf_cache *cache = sf_cache_create(1 << 20);
+	pthread_t threads[8];
+	getter getters[8];
+	sf_cache_stats stats;
+	int i, all_ok = 1;
+
+	slow_fills = 0;
+	for (i = 0; i < 8; i++) {
+		getters[i] = (getter){ cache, frame, 0 };
+		pthread_create(&threads[i], NULL, get_and_check, &getters[i]);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(threads[i], NULL);
+		all_ok &= getters[i].ok;
+	}
+	sf_cache_stats_get(cache, &stats);
+	CHECK(all_ok, what);
+	if (expect_fills >= 0)
+		CHECK_EQ_U64(slow_fills, (uint64_t)expect_fills, "fills for one frame asked by 8 threads");
+	else
+		CHECK(slow_fills >= 1 && slow_fills <= 8, "a failing frame: each waiter may retry, never more");
+	CHECK(stats.shared_fills + stats.hits + stats.misses >= 8, "every get counted");
+	sf_cache_free(cache);
+}
+
+/* A streaming reader: consumed entries are recycled, the cache stays small. */
+static void test_consumed(void)
+{
+	sf_cache *cache = sf_cache_create(1 << 20); /* room for 64 entries of 16 KiB */
+	sf_cache_stats stats;
+	sf_cache_entry *e, *kept;
+	sf_error err;
+	uint32_t i, bad = 0;
+
+	fills = 0;
+	kept = sf_cache_get(cache, 9, 1000, 16384, fill, NULL, &err);
+	sf_cache_put(cache, kept); /* an ordinary entry: must survive the stream */
+	for (i = 0; i < 200; i++) {
+		e = sf_cache_get(cache, 9, i, 16384, fill, NULL, &err);
+		if (!e || e->data[0] != (unsigned char)(9 * 16 + i) || e->data[16383] != e->data[0])
+			bad++;
+		sf_cache_put_consumed(cache, e);
+	}
+	CHECK_EQ_U64(bad, 0, "streaming: each frame holds its own bytes");
+	sf_cache_stats_get(cache, &stats);
+	CHECK(stats.bytes_in_use <= 12 * 16384, "streaming 200 frames keeps a few buffers, not the budget");
+	CHECK(stats.recycled >= 180, "their buffers are reused");
+	CHECK(sf_cache_contains(cache, 9, 1000), "a frame read normally is not pushed out by the stream");
+	CHECK(sf_cache_contains(cache, 9, 199) && sf_cache_contains(cache, 9, 192),
+	      "the last consumed frames stay for late readers");
+	e = sf_cache_get(cache, 9, 199, 16384, fill, NULL, &err);
+	CHECK(e && e->data[0] == (unsigned char)(9 * 16 + 199), "a consumed frame read again is a hit");
+	sf_cache_put(cache, e);
+	CHECK_EQ_U64(fills, 201, "no frame decompressed twice");
+	sf_cache_free(cache);
 }
 
 int main(void)
@@ -65,5 +163,9 @@ int main(void)
 	sf_cache_put(cache, a);
 	CHECK(!sf_cache_contains(cache, 0, 0), "zero budget: released entries are dropped");
 	sf_cache_free(cache);
+
+	test_single_flight(3, 1, "single flight: every thread gets the frame's bytes");
+	test_single_flight(999, -1, "single flight: every thread gets the error of a failed frame");
+	test_consumed();
 	return check_done();
 }
