@@ -12,6 +12,7 @@
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -717,6 +718,11 @@ int main(int argc, char **argv)
 	size_t config_cache_bytes = (size_t)64 << 20;
 	int rc = 1;
 
+#ifdef M_ARENA_MAX
+	/* FUSE workers come and go; one malloc arena each would keep memory
+	   the frame cache already bounds. */
+	mallopt(M_ARENA_MAX, 2);
+#endif
 	memset(&opts, 0, sizeof(opts));
 	memset(&cmdline, 0, sizeof(cmdline));
 	if (fuse_opt_parse(&args, &opts, option_spec, option_proc) != 0)
