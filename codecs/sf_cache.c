@@ -217,9 +217,8 @@ static void unref(sf_cache *cache, sf_cache_entry *entry)
 		retire(cache, entry);
 }
 
-sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
-			     size_t size, sf_cache_fill_fn fill, void *context,
-			     sf_error *err)
+static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size_t size,
+			   sf_cache_fill_fn fill, void *context, int streaming, sf_error *err)
 {
 	sf_cache_entry *entry, *buffer;
 	unsigned char *data;
@@ -233,7 +232,10 @@ sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 			break;
 		entry->refs++;
 		if (!entry->filling) {
-			touch(cache, entry);
+			/* A streaming reader finishing a frame it passed already
+			   (requests arrive out of order) leaves it consumed. */
+			if (!(streaming && entry->consumed))
+				touch(cache, entry);
 			cache->stats.hits++;
 			pthread_mutex_unlock(&cache->lock);
 			return entry;
@@ -244,7 +246,8 @@ sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 			pthread_cond_wait(&cache->filled, &cache->lock);
 		if (!entry->failed) {
 			/* the filler may have released it as consumed meanwhile */
-			touch(cache, entry);
+			if (!(streaming && entry->consumed))
+				touch(cache, entry);
 			pthread_mutex_unlock(&cache->lock);
 			return entry;
 		}
@@ -316,6 +319,20 @@ sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 	pthread_cond_broadcast(&cache->filled);
 	pthread_mutex_unlock(&cache->lock);
 	return rc == SF_OK ? entry : NULL;
+}
+
+sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
+			     size_t size, sf_cache_fill_fn fill, void *context,
+			     sf_error *err)
+{
+	return get(cache, shard, frame, size, fill, context, 0, err);
+}
+
+sf_cache_entry *sf_cache_get_streaming(sf_cache *cache, uint32_t shard, uint32_t frame,
+				       size_t size, sf_cache_fill_fn fill, void *context,
+				       sf_error *err)
+{
+	return get(cache, shard, frame, size, fill, context, 1, err);
 }
 
 void sf_cache_put(sf_cache *cache, sf_cache_entry *entry)

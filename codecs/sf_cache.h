@@ -64,6 +64,12 @@ sf_cache_entry *sf_cache_get(sf_cache *cache, uint32_t shard, uint32_t frame,
 			     size_t size, sf_cache_fill_fn fill, void *context,
 			     sf_error *err);
 
+/* The same for a sequential reader: an entry already released as
+   consumed stays so (its requests may arrive out of order). */
+sf_cache_entry *sf_cache_get_streaming(sf_cache *cache, uint32_t shard, uint32_t frame,
+				       size_t size, sf_cache_fill_fn fill, void *context,
+				       sf_error *err);
+
 /* Release a pinned entry. NULL is a no-op. */
 void sf_cache_put(sf_cache *cache, sf_cache_entry *entry);
 

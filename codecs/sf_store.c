@@ -995,14 +995,15 @@ static sf_err fill_frame(void *context, uint32_t shard_id, uint32_t frame,
 }
 
 static sf_cache_entry *get_frame(sf_store *store, uint32_t shard_id, uint32_t frame,
-				 sf_seek_reader *reader, sf_error *err)
+				 sf_seek_reader *reader, int sequential, sf_error *err)
 {
 	sf_seek_frame info;
 	fill_context fc = { store, reader };
 
 	sf_seek_reader_frame(reader, frame, &info);
-	return sf_cache_get(store->cache, shard_id, frame, info.decompressed_size,
-			    fill_frame, &fc, err);
+	return (sequential ? sf_cache_get_streaming : sf_cache_get)(store->cache, shard_id, frame,
+								    info.decompressed_size,
+								    fill_frame, &fc, err);
 }
 
 static void copy_substituted(unsigned char *dst, const unsigned char *src, size_t len,
@@ -1075,7 +1076,7 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 			goto fail;
 		frame = sf_seek_reader_frame_at(reader, shard_pos);
 		sf_seek_reader_frame(reader, frame, &frame_info);
-		entry = get_frame(store, seg->shard, frame, reader, err);
+		entry = get_frame(store, seg->shard, frame, reader, sequential, err);
 		if (!entry) {
 			rc = err ? err->code : SF_ERR_CORRUPT;
 			goto fail;
@@ -1160,7 +1161,7 @@ void sf_store_prefetch(sf_store *store, uint32_t shard_id, uint64_t shard_offset
 	frame = sf_seek_reader_frame_at(reader, shard_offset);
 	if (sf_cache_contains(store->cache, shard_id, frame))
 		return;
-	entry = get_frame(store, shard_id, frame, reader, NULL);
+	entry = get_frame(store, shard_id, frame, reader, 0, NULL);
 	sf_cache_put(store->cache, entry);
 }
 

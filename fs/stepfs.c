@@ -248,12 +248,17 @@ typedef struct open_file {
  * ring; when it is full the oldest request is dropped (read-ahead is only a
  * hint, and the newest hints are the ones ahead of the reader). */
 
-#define PREFETCH_RING 8
+#define PREFETCH_RING 16
+/* Frames decompressed ahead of a streaming reader, and the threads doing
+   it: two, so that a cold sequential read decompresses on both cores of a
+   small machine while the FUSE workers copy. */
+#define READ_AHEAD_FRAMES 4
+#define PREFETCH_THREADS 2
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	pthread_t thread;
+	pthread_t thread[PREFETCH_THREADS];
 	int running, stop;
 	uint32_t shard[PREFETCH_RING];
 	uint64_t offset[PREFETCH_RING];
@@ -301,7 +306,9 @@ static void prefetch_start(void)
 {
 	pthread_mutex_init(&prefetcher.lock, NULL);
 	pthread_cond_init(&prefetcher.wake, NULL);
-	prefetcher.running = pthread_create(&prefetcher.thread, NULL, prefetch_main, NULL) == 0;
+	while (prefetcher.running < PREFETCH_THREADS &&
+	       pthread_create(&prefetcher.thread[prefetcher.running], NULL, prefetch_main, NULL) == 0)
+		prefetcher.running++;
 }
 
 static void prefetch_stop(void)
@@ -310,25 +317,30 @@ static void prefetch_stop(void)
 		return;
 	pthread_mutex_lock(&prefetcher.lock);
 	prefetcher.stop = 1;
-	pthread_cond_signal(&prefetcher.wake);
+	pthread_cond_broadcast(&prefetcher.wake);
 	pthread_mutex_unlock(&prefetcher.lock);
-	pthread_join(prefetcher.thread, NULL);
-	prefetcher.running = 0;
+	while (prefetcher.running > 0)
+		pthread_join(prefetcher.thread[--prefetcher.running], NULL);
 }
 
-/* After a sequential read ending at `end`: the frame holding the next
-   byte and the one after it. */
+/* After a streaming read ending at `end`: the frames holding the file's
+   next READ_AHEAD_FRAMES frames' worth of bytes (frames already cached or
+   being filled are skipped by the prefetch threads). */
 static void read_ahead(const sf_node *node, uint64_t end)
 {
 	uint32_t shard;
 	uint64_t offset, next;
+	int i;
 
-	if (!prefetcher.running || !sf_store_locate(node, end, &shard, &offset))
-		return;
-	prefetch_push(shard, offset);
-	next = sf_store_next_frame_offset(fs_state.store, shard, offset);
-	if (next != UINT64_MAX)
-		prefetch_push(shard, next);
+	for (i = 0; i < READ_AHEAD_FRAMES && prefetcher.running; i++) {
+		if (!sf_store_locate(node, end, &shard, &offset))
+			return;
+		prefetch_push(shard, offset);
+		next = sf_store_next_frame_offset(fs_state.store, shard, offset);
+		if (next == UINT64_MAX || next <= offset)
+			return;
+		end += next - offset; /* the rest of this frame, if the segment goes on */
+	}
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -469,7 +481,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 			uint64_t expected = __atomic_exchange_n(&of->next_offset, (uint64_t)offset + got,
 								__ATOMIC_RELAXED);
 
-			sequential = expected == (uint64_t)offset && got == size;
+			sequential = (streaming || expected == (uint64_t)offset) && got == size;
 		}
 		fuse_reply_buf(req, buf, got);
 		if (sequential)
