@@ -1260,7 +1260,7 @@ static void verify_tree(verifier *v, const sf_node *dir)
 			while (offset < node->size) {
 				size_t got = 0;
 
-				if (sf_store_read(v->store, node, offset, v->buf_size, v->buf, &got, &err) != SF_OK) {
+				if (sf_store_read_sequential(v->store, node, offset, v->buf_size, v->buf, &got, &err) != SF_OK) {
 					problem(v, "file '%s' is affected: %s", path, err.message);
 					failed = 1;
 					break;

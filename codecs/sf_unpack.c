@@ -37,7 +37,7 @@ static sf_err write_file(sf_store *store, const sf_node *node, const char *path,
 	while (offset < node->size) {
 		size_t got = 0;
 
-		rc = sf_store_read(store, node, offset, UNPACK_BUFFER_BYTES, buffer, &got, err);
+		rc = sf_store_read_sequential(store, node, offset, UNPACK_BUFFER_BYTES, buffer, &got, err);
 		if (rc != SF_OK)
 			goto out;
 		if (got == 0) {

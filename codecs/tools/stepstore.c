@@ -521,7 +521,7 @@ static int cmd_cat(int argc, char **argv)
 		while (offset < node->size) {
 			size_t got = 0;
 
-			if (sf_store_read(store, node, offset, sizeof(buffer), buffer, &got, &err) != SF_OK) {
+			if (sf_store_read_sequential(store, node, offset, sizeof(buffer), buffer, &got, &err) != SF_OK) {
 				rc = fail(&err);
 				break;
 			}
