@@ -977,6 +977,13 @@ static sf_err v2_segments(v2_loader *l, sf_node *node)
 			l->cursor = offset + s->length;
 		}
 	}
+	if (capacity > node->segment_count && node->segment_count > 0) {
+		/* most files have one to three segments: give back the slack */
+		sf_segment *exact = realloc(node->segments, node->segment_count * sizeof(*exact));
+
+		if (exact)
+			node->segments = exact;
+	}
 	node->size = size;
 	return SF_OK;
 }
