@@ -254,18 +254,21 @@ static int check_tree(sf_store *store, const sf_node *dir, sf_error *err)
 	return 0;
 }
 
-static int check_new_store(const char *tmp)
+/* Open the store at path and load every index: what stepfs would refuse
+   is not converted, and the converted store must load. */
+static int check_store(const char *path, const char *what)
 {
 	sf_store *store = NULL;
 	sf_error err = { 0 };
 	int rc;
 
-	if (sf_store_open(&store, tmp, NULL, &err) != SF_OK)
-		return up_fail(UP_DAMAGED, "the upgraded store does not open: %s; nothing changed", err.message);
+	if (sf_store_open(&store, path, NULL, &err) != SF_OK)
+		return up_fail(err.code == SF_ERR_VERSION ? UP_INVALID : err.code == SF_ERR_IO ? UP_IO : UP_DAMAGED,
+			       "%s: %s; nothing changed", what, err.message);
 	rc = check_tree(store, sf_store_root(store), &err);
 	sf_store_free(store);
 	if (rc != 0)
-		return up_fail(UP_DAMAGED, "the upgraded store does not load: %s; nothing changed", err.message);
+		return up_fail(UP_DAMAGED, "%s: %s; nothing changed", what, err.message);
 	return UP_OK;
 }
 
@@ -366,6 +369,16 @@ int stepstore_cmd_upgrade(int argc, char **argv)
 			       SF_FORMAT_MAJOR, SF_FORMAT_MINOR);
 		goto out;
 	}
+	/* the 1.0 reader's checks first; opening takes a shared lock, so the
+	   exclusive one is let go meanwhile and taken again after */
+	if (!dry_run)
+		flock(lock_fd, LOCK_UN);
+	code = check_store(store, "the store does not load");
+	if (code == UP_OK && !dry_run && flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+		code = up_fail(UP_IO, "'%s': in use (a mount or another command holds %s open); nothing changed",
+			       store, SF_STORE_ROOT_FILE);
+	if (code != UP_OK)
+		goto out;
 	if (dry_run) {
 		code = convert_indexes(store, doc, NULL, &before, &after);
 		if (code == UP_OK)
@@ -441,7 +454,7 @@ int stepstore_cmd_upgrade(int argc, char **argv)
 		if (code != UP_OK)
 			goto out;
 	}
-	code = check_new_store(tmp);
+	code = check_store(tmp, "the upgraded store does not load");
 	if (code == UP_OK)
 		code = swap_into_place(store, tmp);
 	if (code == UP_OK) {
