@@ -210,15 +210,39 @@ static int natural_compare(const char *a, const char *b)
 	return *a ? 1 : *b ? -1 : 0;
 }
 
-static const tree *sorting_tree; /* qsort has no context argument in C11 */
+typedef struct named_child {
+	const char *name;
+	size_t id;
+} named_child;
 
 static int compare_children(const void *x, const void *y)
 {
-	const char *a = sorting_tree->nodes[*(const size_t *)x].name;
-	const char *b = sorting_tree->nodes[*(const size_t *)y].name;
+	const char *a = ((const named_child *)x)->name, *b = ((const named_child *)y)->name;
 	int c = natural_compare(a, b);
 
 	return c ? c : strcmp(a, b);
+}
+
+/* Order a folder's children naturally; 0 when out of memory. */
+static int sort_children(tree *t, tree_node *n)
+{
+	named_child *order;
+	size_t i;
+
+	if (n->child_count < 2)
+		return 1;
+	order = malloc(n->child_count * sizeof(*order));
+	if (!order)
+		return 0;
+	for (i = 0; i < n->child_count; i++) {
+		order[i].name = t->nodes[n->children[i]].name;
+		order[i].id = n->children[i];
+	}
+	qsort(order, n->child_count, sizeof(*order), compare_children);
+	for (i = 0; i < n->child_count; i++)
+		n->children[i] = order[i].id;
+	free(order);
+	return 1;
 }
 
 static json_t *name_json(const char *bytes)
@@ -336,11 +360,10 @@ static json_t *encode_children(encoder *e, tree *t, size_t dir)
 	tree_node *n = &t->nodes[dir];
 	size_t i;
 
-	if (!list)
+	if (!list || !sort_children(t, n)) {
+		json_decref(list);
 		return NULL;
-	sorting_tree = t;
-	if (n->child_count > 1)
-		qsort(n->children, n->child_count, sizeof(*n->children), compare_children);
+	}
 	for (i = 0; i < n->child_count; i++) {
 		json_t *item = encode_node(e, t, n->children[i]);
 
