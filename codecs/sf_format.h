@@ -6,12 +6,16 @@
 #define SF_FORMAT_H
 
 #define SF_FORMAT_NAME "stepfs-store"
-#define SF_FORMAT_MAJOR 1
+/* The version stepstore writes. Readers also read every major from
+   SF_FORMAT_OLDEST_MAJOR on (1.0: plain JSON indexes). */
+#define SF_FORMAT_MAJOR 2
 #define SF_FORMAT_MINOR 0
+#define SF_FORMAT_OLDEST_MAJOR 1
 
 #define SF_STORE_ROOT_FILE "store.json"
 #define SF_STORE_SHARD_DIR "shards"
 #define SF_STORE_INDEX_DIR "index"
+#define SF_INDEX_SUFFIX ".json.zst"   /* 2.0 index documents: JSON text in one zstd frame */
 
 /* Segment substitutions: a byte range served with every 0x0A replaced. */
 #define SF_SUBST_NONE 0

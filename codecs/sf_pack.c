@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "sf_format.h"
+#include "sf_index.h"
 #include "sf_jscan.h"
 #include "sf_pipeline_yaml.h"
 #include "sf_seekable.h"
@@ -787,38 +788,46 @@ static json_t *symlink_json(const char *path, const char *target, int64_t sec, u
 	return entry;
 }
 
-/* Write an index document; returns its id in *id. Consumes entries. */
-static sf_err write_index(packer *p, json_t *entries, long *id, sf_error *err)
+/* Write an index document (format 2.0, docs/FORMAT.md); returns its id in
+   *id. Consumes entries. keep_hashes: 0 for views derived from source
+   files, whose content the source entries and frame checksums already
+   guard; the fingerprints would be a third of the index. */
+static sf_err write_index(packer *p, json_t *entries, int keep_hashes, long *id, sf_error *err)
 {
-	json_t *doc = json_pack("{s:s,s:o}", "format", "stepfs-index", "entries", entries);
 	char name[64], buf[17], *text = NULL, *full = NULL;
+	void *packed = NULL;
+	size_t text_len = 0, packed_len = 0;
 	int fd = -1;
-	sf_err rc = SF_OK;
+	sf_err rc;
 
-	if (!doc)
-		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	snprintf(name, sizeof(name), "%s/%05zu.json", SF_STORE_INDEX_DIR, json_array_size(p->indexes));
-	text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	snprintf(name, sizeof(name), "%s/%05zu%s", SF_STORE_INDEX_DIR, json_array_size(p->indexes),
+		 SF_INDEX_SUFFIX);
+	rc = sf_index_encode(entries, keep_hashes, &text, &text_len, err);
+	if (rc == SF_OK)
+		rc = sf_index_compress(text, text_len, &packed, &packed_len, err);
+	if (rc != SF_OK)
+		goto out;
 	full = sf_path_join(p->tmp, name);
-	if (!text || !full) {
+	if (!full) {
 		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0 || sf_write_all(fd, text, strlen(text)) != 0 || fsync(fd) != 0) {
+	if (fd < 0 || sf_write_all(fd, packed, packed_len) != 0 || fsync(fd) != 0) {
 		rc = sf_error_io(err, errno, "'%s': cannot write", full);
 		goto out;
 	}
 	*id = (long)json_array_size(p->indexes);
 	json_array_append_new(p->indexes,
 			      json_pack("{s:s,s:s}", "file", name, "xxh64",
-					hex64(sf_xxh64(text, strlen(text), 0), buf)));
+					hex64(sf_xxh64(packed, packed_len, 0), buf)));
 out:
 	if (fd >= 0)
 		close(fd);
 	free(full);
 	free(text);
-	json_decref(doc);
+	free(packed);
+	json_decref(entries);
 	return rc;
 }
 
@@ -846,7 +855,7 @@ static sf_err write_source_index(packer *p, long *id, sf_error *err)
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		}
 	}
-	return write_index(p, entries, id, err);
+	return write_index(p, entries, 1, id, err);
 }
 
 /* ---- generated files ----------------------------------------------------- */
@@ -2563,7 +2572,7 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 		json_array_append_new(entries, file_json(base_name(extra->path), 0444, extra->mtime_sec,
 							 extra->mtime_nsec, &extra->segs, 1, extra->xxh64));
 	}
-	return write_index(p, entries, index_id, err);
+	return write_index(p, entries, 0, index_id, err);
 }
 
 /* Step names in pipeline order: pipeline.yaml, else batch_manager.json's
@@ -3350,7 +3359,7 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	if (rc == SF_OK && p.raw_shard >= 0)
 		rc = shard_close(&p, p.raw_shard, err);
 	if (rc == SF_OK) {
-		rc = write_index(&p, root_entries, &root_index, err); /* consumes root_entries */
+		rc = write_index(&p, root_entries, 0, &root_index, err); /* consumes root_entries */
 		root_entries = NULL;
 	}
 	if (rc == SF_OK)

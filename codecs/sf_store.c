@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "sf_format.h"
+#include "sf_index.h"
+#include "sf_jscan.h"
 #include "sf_seekable.h"
 #include "sf_util.h"
 #include "sf_xxhash.h"
@@ -54,6 +56,7 @@ struct sf_store {
 	pthread_mutex_t shard_lock;
 	uint64_t next_ino;
 	int lock_fd;              /* store.json, held with a shared flock while open */
+	int major;                /* format version: 1 plain JSON indexes, 2 compact */
 	uint64_t indexes_loaded, index_failures;
 	sf_cache *cache;
 };
@@ -291,15 +294,17 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		rc = sf_error_set(err, SF_ERR_FORMAT, "'%s': expected \"format_version\": [major, minor]", shown);
 		goto fail;
 	}
-	if (json_integer_value(json_array_get(version, 0)) != SF_FORMAT_MAJOR) {
+	if (json_integer_value(json_array_get(version, 0)) < SF_FORMAT_OLDEST_MAJOR ||
+	    json_integer_value(json_array_get(version, 0)) > SF_FORMAT_MAJOR) {
 		rc = sf_error_set(err, SF_ERR_VERSION,
 				  "'%s': store format version %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
-				  " is not supported; this stepfs reads version %d.x (written by %s)",
+				  " is not supported; this stepfs reads versions %d.x to %d.x (written by %s)",
 				  path, json_integer_value(json_array_get(version, 0)),
-				  json_integer_value(json_array_get(version, 1)), SF_FORMAT_MAJOR,
+				  json_integer_value(json_array_get(version, 1)), SF_FORMAT_OLDEST_MAJOR, SF_FORMAT_MAJOR,
 				  get_string(store->document, "writer") ? get_string(store->document, "writer") : "an unknown writer");
 		goto fail;
 	}
+	store->major = (int)json_integer_value(json_array_get(version, 0));
 	rc = parse_shards(store, json_object_get(store->document, "shards"), err);
 	if (rc == SF_OK)
 		rc = parse_indexes(store, json_object_get(store->document, "indexes"), err);
@@ -665,6 +670,506 @@ static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const 
 	}
 }
 
+/* ---- index documents, format 2.0 ---------------------------------------- */
+
+/* One pass over the JSON text of a 2.0 index (docs/FORMAT.md) with the
+   streaming scanner: no document tree, nodes are made as entries come. */
+typedef struct v2_loader {
+	sf_store *store;
+	sf_jscan *scan;
+	const char *shown;
+	int32_t index_id;
+	sf_jtok tok;
+	sf_error *err;
+	const char *why;          /* what was expected at tok, when it failed */
+	size_t entry;             /* entries seen so far */
+	int64_t last_sec;         /* running time */
+	uint32_t last_nsec;
+	uint64_t cursor;          /* end of the previous segment */
+	size_t *path_len;         /* path length of each open folder, by depth */
+	size_t depth;
+} v2_loader;
+
+/* Next token; SF_OK or the scanner's error (already in err). */
+static sf_err v2_next(v2_loader *l)
+{
+	return sf_jscan_next(l->scan, &l->tok, l->err);
+}
+
+static sf_err v2_fail(v2_loader *l, const char *why)
+{
+	return sf_error_set(l->err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": entry %zu: %s",
+			    l->shown, l->tok.start, l->entry, why);
+}
+
+/* A JSON integer token as int64; 0 when it is not one. */
+static int v2_integer(const sf_jtok *tok, int64_t *out)
+{
+	const char *p = tok->text;
+	int negative = 0;
+	uint64_t value = 0;
+
+	if (tok->type != SF_JTOK_NUMBER || !p)
+		return 0;
+	if (*p == '-') {
+		negative = 1;
+		p++;
+	}
+	if (!*p)
+		return 0;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9' || value > (UINT64_C(1) << 63) / 10)
+			return 0;
+		value = value * 10 + (uint64_t)(*p - '0');
+	}
+	if (value > (negative ? UINT64_C(1) << 63 : (UINT64_C(1) << 63) - 1))
+		return 0;
+	*out = negative ? (int64_t)(0 - value) : (int64_t)value;
+	return 1;
+}
+
+static void put_utf8(char *out, size_t *used, uint32_t c)
+{
+	if (c < 0x80) {
+		out[(*used)++] = (char)c;
+	} else if (c < 0x800) {
+		out[(*used)++] = (char)(0xC0 | c >> 6);
+		out[(*used)++] = (char)(0x80 | (c & 0x3F));
+	} else if (c < 0x10000) {
+		out[(*used)++] = (char)(0xE0 | c >> 12);
+		out[(*used)++] = (char)(0x80 | (c >> 6 & 0x3F));
+		out[(*used)++] = (char)(0x80 | (c & 0x3F));
+	} else {
+		out[(*used)++] = (char)(0xF0 | c >> 18);
+		out[(*used)++] = (char)(0x80 | (c >> 12 & 0x3F));
+		out[(*used)++] = (char)(0x80 | (c >> 6 & 0x3F));
+		out[(*used)++] = (char)(0x80 | (c & 0x3F));
+	}
+}
+
+static int hex_digit_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decode the raw text of a JSON string (the scanner validated its
+   syntax) into at most cap bytes; 0 on NUL, a lone surrogate, or too
+   long. out receives a NUL-terminated string. */
+static int v2_unescape(const char *raw, size_t len, char *out, size_t cap, size_t *out_len)
+{
+	size_t i = 0, used = 0;
+
+	while (i < len) {
+		uint32_t c;
+
+		if (used + 4 > cap)
+			return 0;
+		if (raw[i] != '\\') {
+			out[used++] = raw[i++];
+			continue;
+		}
+		i++;
+		switch (raw[i++]) {
+		case '"': out[used++] = '"'; continue;
+		case '\\': out[used++] = '\\'; continue;
+		case '/': out[used++] = '/'; continue;
+		case 'b': out[used++] = '\b'; continue;
+		case 'f': out[used++] = '\f'; continue;
+		case 'n': out[used++] = '\n'; continue;
+		case 'r': out[used++] = '\r'; continue;
+		case 't': out[used++] = '\t'; continue;
+		case 'u': break;
+		default: return 0;
+		}
+		if (i + 4 > len)
+			return 0;
+		c = (uint32_t)(hex_digit_value(raw[i]) << 12 | hex_digit_value(raw[i + 1]) << 8 |
+			       hex_digit_value(raw[i + 2]) << 4 | hex_digit_value(raw[i + 3]));
+		i += 4;
+		if (c >= 0xDC00 && c <= 0xDFFF)
+			return 0;
+		if (c >= 0xD800 && c <= 0xDBFF) {
+			uint32_t low;
+
+			if (i + 6 > len || raw[i] != '\\' || raw[i + 1] != 'u')
+				return 0;
+			low = (uint32_t)(hex_digit_value(raw[i + 2]) << 12 | hex_digit_value(raw[i + 3]) << 8 |
+					 hex_digit_value(raw[i + 4]) << 4 | hex_digit_value(raw[i + 5]));
+			if (low < 0xDC00 || low > 0xDFFF)
+				return 0;
+			i += 6;
+			c = 0x10000 + ((c - 0xD800) << 10) + (low - 0xDC00);
+		}
+		if (c == 0)
+			return 0;
+		put_utf8(out, &used, c);
+	}
+	out[used] = '\0';
+	*out_len = used;
+	return 1;
+}
+
+/* A name or link target at the current position: a string, or ["HEX"]
+   for bytes that are not UTF-8. The token after it is read. */
+static sf_err v2_bytes(v2_loader *l, char *out, size_t cap, size_t *out_len, const char *what)
+{
+	sf_err rc = v2_next(l);
+	int hex = 0;
+
+	if (rc != SF_OK)
+		return rc;
+	if (l->tok.type == SF_JTOK_ARRAY_BEGIN) {
+		hex = 1;
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+	}
+	if (l->tok.type != SF_JTOK_STRING || !l->tok.text)
+		return v2_fail(l, what);
+	if (hex) {
+		size_t i, n = l->tok.text_len / 2;
+
+		if (l->tok.text_len % 2 || n + 1 > cap || n == 0)
+			return v2_fail(l, what);
+		for (i = 0; i < n; i++) {
+			int hi = hex_digit_value(l->tok.text[2 * i]), lo = hex_digit_value(l->tok.text[2 * i + 1]);
+
+			if (hi < 0 || lo < 0 || (hi | lo) == 0)
+				return v2_fail(l, what);
+			out[i] = (char)(hi << 4 | lo);
+		}
+		out[n] = '\0';
+		*out_len = n;
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (l->tok.type != SF_JTOK_ARRAY_END)
+			return v2_fail(l, what);
+		return SF_OK;
+	}
+	if (!v2_unescape(l->tok.text, l->tok.text_len, out, cap, out_len))
+		return v2_fail(l, what);
+	return SF_OK;
+}
+
+/* The time of an entry: a difference from the one before, [sec, nsec],
+   or (folders only, allow_null) null for the time of the folder above. */
+static sf_err v2_mtime(v2_loader *l, sf_node *node, int allow_null)
+{
+	sf_err rc = v2_next(l);
+	int64_t delta, sec, nsec;
+
+	if (rc != SF_OK)
+		return rc;
+	if (l->tok.type == SF_JTOK_NULL && allow_null) {
+		node->mtime_sec = node->parent->mtime_sec;
+		node->mtime_nsec = node->parent->mtime_nsec;
+		return SF_OK;
+	}
+	if (l->tok.type == SF_JTOK_ARRAY_BEGIN) {
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (!v2_integer(&l->tok, &sec))
+			return v2_fail(l, "expected [seconds, nanoseconds]");
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (!v2_integer(&l->tok, &nsec) || nsec < 0 || nsec >= 1000000000)
+			return v2_fail(l, "expected nanoseconds below 10^9");
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (l->tok.type != SF_JTOK_ARRAY_END)
+			return v2_fail(l, "expected [seconds, nanoseconds]");
+	} else {
+		__int128 t;
+
+		if (!v2_integer(&l->tok, &delta))
+			return v2_fail(l, "expected a time difference in nanoseconds");
+		t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
+		sec = (int64_t)(t / 1000000000);
+		nsec = (int64_t)(t % 1000000000);
+		if (nsec < 0) {
+			nsec += 1000000000;
+			sec--;
+		}
+		if ((__int128)sec * 1000000000 + nsec != t)
+			return v2_fail(l, "a time out of range");
+	}
+	l->last_sec = node->mtime_sec = sec;
+	l->last_nsec = node->mtime_nsec = (uint32_t)nsec;
+	return SF_OK;
+}
+
+static sf_err v2_mode(v2_loader *l, sf_node *node)
+{
+	sf_err rc = v2_next(l);
+	int64_t mode;
+
+	if (rc != SF_OK)
+		return rc;
+	if (!v2_integer(&l->tok, &mode) || mode < 0 || mode > 07777)
+		return v2_fail(l, "expected a mode from 0 to 07777");
+	node->mode = (uint32_t)mode;
+	return SF_OK;
+}
+
+static sf_err v2_segments(v2_loader *l, sf_node *node)
+{
+	sf_store *store = l->store;
+	uint32_t capacity = 0;
+	uint64_t size = 0;
+	sf_err rc = v2_next(l);
+
+	if (rc != SF_OK)
+		return rc;
+	if (l->tok.type != SF_JTOK_ARRAY_BEGIN)
+		return v2_fail(l, "expected the segments array");
+	for (;;) {
+		int64_t v[4];
+		sf_segment *s;
+		int k;
+
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (l->tok.type == SF_JTOK_ARRAY_END)
+			break;
+		for (k = 0; k < 4; k++) {
+			if (k > 0 && (rc = v2_next(l)) != SF_OK)
+				return rc;
+			if (!v2_integer(&l->tok, &v[k]) || (k != 1 && v[k] < 0))
+				return v2_fail(l, "segments are groups of 4 integers [shard, offset difference, length, subst]");
+		}
+		if ((uint64_t)v[0] >= store->shard_count)
+			return v2_fail(l, "a segment names a shard that does not exist");
+		{
+			__int128 at = (__int128)l->cursor + v[1];
+			uint64_t offset, content = store->shards[v[0]].content_bytes;
+
+			if (at < 0 || at > (__int128)content)
+				return v2_fail(l, "a segment reaches past the end of its shard");
+			offset = (uint64_t)at;
+			if (offset > content || (uint64_t)v[2] > content - offset)
+				return v2_fail(l, "a segment reaches past the end of its shard");
+			if (v[3] > SF_SUBST_NL_SPACE)
+				return v2_fail(l, "a segment has an unknown substitution");
+			if (node->segment_count == capacity) {
+				uint32_t cap = capacity ? capacity * 2 : 4;
+				sf_segment *grown = capacity >= UINT32_MAX / 4 ? NULL
+						    : realloc(node->segments, cap * sizeof(*grown));
+
+				if (!grown)
+					return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+				node->segments = grown;
+				capacity = cap;
+			}
+			s = &node->segments[node->segment_count++];
+			s->shard = (uint32_t)v[0];
+			s->shard_offset = offset;
+			s->length = (uint64_t)v[2];
+			s->subst = (uint8_t)v[3];
+			s->file_offset = size;
+			size += s->length;  /* lengths are below 2^63 each: no wrap in two */
+			if (size > (UINT64_C(1) << 63))
+				return v2_fail(l, "a file larger than 2^63 bytes");
+			l->cursor = offset + s->length;
+		}
+	}
+	if (capacity > node->segment_count && node->segment_count > 0) {
+		/* most files have one to three segments: give back the slack */
+		sf_segment *exact = realloc(node->segments, node->segment_count * sizeof(*exact));
+
+		if (exact)
+			node->segments = exact;
+	}
+	node->size = size;
+	return SF_OK;
+}
+
+/* One entry; tok is its '['. A folder with inline children leaves them
+   open: *opened is set and the caller reads the children next. */
+static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
+{
+	char name[SF_MAX_PATH_BYTES + 8], type[2];
+	size_t name_len = 0, path_len;
+	sf_node *node;
+	sf_err rc;
+
+	*opened = NULL;
+	l->entry++;
+	if ((rc = v2_next(l)) != SF_OK)
+		return rc;
+	if (l->tok.type != SF_JTOK_STRING || l->tok.text_len != 1 ||
+	    !strchr(SF_INDEX_FILE SF_INDEX_DIR SF_INDEX_SYMLINK, l->tok.text[0]))
+		return v2_fail(l, "expected a type \"f\", \"d\" or \"l\"");
+	type[0] = l->tok.text[0];
+	type[1] = '\0';
+	if ((rc = v2_bytes(l, name, sizeof(name), &name_len, "expected a name of 1 to 255 bytes")) != SF_OK)
+		return rc;
+	if (name_len == 0 || name_len > SF_MAX_NAME_BYTES)
+		return v2_fail(l, "expected a name of 1 to 255 bytes");
+	if (memchr(name, '/', name_len) || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return v2_fail(l, "a name with '/', or \".\" or \"..\"");
+	path_len = l->path_len[l->depth] + (l->depth ? 1 : 0) + name_len;
+	if (path_len > SF_MAX_PATH_BYTES)
+		return v2_fail(l, "a path longer than 4096 bytes");
+	node = add_child(l->store, dir, name, name_len);
+	if (!node)
+		return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+	if (strcmp(type, SF_INDEX_FILE) == 0) {
+		node->type = SF_NODE_FILE;
+		if ((rc = v2_mode(l, node)) != SF_OK || (rc = v2_mtime(l, node, 0)) != SF_OK ||
+		    (rc = v2_segments(l, node)) != SF_OK || (rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (l->tok.type == SF_JTOK_STRING) {
+			if (!l->tok.text || l->tok.text_len != 16 || !sf_parse_hex64(l->tok.text, &node->xxh64))
+				return v2_fail(l, "expected an xxh64 of 16 hex digits");
+			node->has_xxh64 = 1;
+			if ((rc = v2_next(l)) != SF_OK)
+				return rc;
+		}
+	} else if (strcmp(type, SF_INDEX_DIR) == 0) {
+		int64_t sub;
+
+		node->type = SF_NODE_DIR;
+		if ((rc = v2_mode(l, node)) != SF_OK || (rc = v2_mtime(l, node, 1)) != SF_OK ||
+		    (rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (l->tok.type == SF_JTOK_ARRAY_BEGIN) {
+			node->loaded = 1;
+			l->depth++;
+			l->path_len[l->depth] = path_len;
+			*opened = node;
+			return SF_OK;
+		}
+		if (!v2_integer(&l->tok, &sub) || sub < 0 || sub >= (int64_t)l->store->index_count ||
+		    (int32_t)sub == l->index_id)
+			return v2_fail(l, "expected the children array or the number of another index");
+		node->index_id = (int32_t)sub;
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+	} else {
+		char target[SF_MAX_PATH_BYTES + 8];
+		size_t target_len = 0;
+
+		node->type = SF_NODE_SYMLINK;
+		node->mode = 0777;
+		if ((rc = v2_mtime(l, node, 0)) != SF_OK)
+			return rc;
+		if ((rc = v2_bytes(l, target, sizeof(target), &target_len,
+				   "expected a link target of at most 4096 bytes")) != SF_OK)
+			return rc;
+		if (target_len > SF_MAX_PATH_BYTES)
+			return v2_fail(l, "expected a link target of at most 4096 bytes");
+		node->size = target_len;
+		node->target = sf_strdup(target);
+		if (!node->target)
+			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+	}
+	if (l->tok.type != SF_JTOK_ARRAY_END)
+		return v2_fail(l, "expected the end of the entry");
+	return SF_OK;
+}
+
+/* The entries array; tok is its '['. Folders nest without recursion. */
+static sf_err v2_entries(v2_loader *l, sf_node *dir)
+{
+	sf_node *current = dir;
+	sf_err rc;
+
+	for (;;) {
+		sf_node *opened = NULL;
+
+		if ((rc = v2_next(l)) != SF_OK)
+			return rc;
+		if (l->tok.type == SF_JTOK_ARRAY_END) {
+			if (current == dir)
+				return SF_OK;
+			/* the children closed: the folder's entry closes next */
+			if ((rc = v2_next(l)) != SF_OK)
+				return rc;
+			if (l->tok.type != SF_JTOK_ARRAY_END)
+				return v2_fail(l, "expected the end of the folder entry after its children");
+			current = current->parent;
+			l->depth--;
+			continue;
+		}
+		if (l->tok.type != SF_JTOK_ARRAY_BEGIN)
+			return v2_fail(l, "expected an entry array");
+		if ((rc = v2_entry(l, current, &opened)) != SF_OK)
+			return rc;
+		if (opened)
+			current = opened;
+	}
+}
+
+static sf_err load_index_v2(sf_store *store, sf_node *dir, int32_t index_id, const char *shown,
+			    const char *text, size_t len, sf_error *err)
+{
+	/* a path of 4096 bytes has at most 2048 folders, each two levels deep */
+	sf_jscan_options options = { SF_MAX_PATH_BYTES + 16, 1, 0, 0 };
+	v2_loader l;
+	int have_format = 0, have_entries = 0;
+	sf_err rc;
+
+	memset(&l, 0, sizeof(l));
+	l.store = store;
+	l.shown = shown;
+	l.index_id = index_id;
+	l.err = err;
+	l.path_len = calloc(SF_MAX_PATH_BYTES / 2 + 2, sizeof(*l.path_len));
+	if (!l.path_len)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	rc = sf_jscan_open_mem(&l.scan, text, len, shown, &options, err);
+	if (rc == SF_OK)
+		rc = v2_next(&l);
+	if (rc == SF_OK && l.tok.type != SF_JTOK_OBJECT_BEGIN)
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected an object",
+				  shown, l.tok.start);
+	while (rc == SF_OK) {
+		if ((rc = v2_next(&l)) != SF_OK)
+			break;
+		if (l.tok.type == SF_JTOK_OBJECT_END)
+			break;
+		if (l.tok.type == SF_JTOK_KEY && l.tok.text && strcmp(l.tok.text, "format") == 0) {
+			if ((rc = v2_next(&l)) != SF_OK)
+				break;
+			if (l.tok.type != SF_JTOK_STRING || !l.tok.text || strcmp(l.tok.text, "stepfs-index") != 0)
+				rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected \"stepfs-index\"",
+						  shown, l.tok.start);
+			have_format = 1;
+		} else if (l.tok.type == SF_JTOK_KEY && l.tok.text && strcmp(l.tok.text, "entries") == 0) {
+			if ((rc = v2_next(&l)) != SF_OK)
+				break;
+			if (l.tok.type != SF_JTOK_ARRAY_BEGIN)
+				rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected the entries array",
+						  shown, l.tok.start);
+			else
+				rc = v2_entries(&l, dir);
+			have_entries = 1;
+		} else {
+			/* keys a later minor version adds */
+			rc = sf_jscan_skip_value(l.scan, NULL, NULL, NULL, err);
+		}
+	}
+	if (rc == SF_OK && (rc = v2_next(&l)) == SF_OK && l.tok.type != SF_JTOK_EOF)
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected the end", shown, l.tok.start);
+	if (rc == SF_OK && (!have_format || !have_entries))
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': expected \"format\" and \"entries\"", shown);
+	if (rc != SF_OK && rc != SF_ERR_NOMEM && rc != SF_ERR_LIMIT) {
+		rc = SF_ERR_CORRUPT;  /* a damaged index, as for 1.0 */
+		if (err)
+			err->code = rc;
+	}
+	sf_jscan_free(l.scan);
+	free(l.path_len);
+	return rc;
+}
+
 static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, sf_error *err)
 {
 	index_doc *doc = &store->indexes[index_id];
@@ -685,6 +1190,19 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		goto out;
 	if (doc->has_xxh64 && sf_xxh64(text, text_len, 0) != doc->xxh64) {
 		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': checksum mismatch (index damaged)", full);
+		goto out;
+	}
+	if (store->major >= 2) {
+		char *plain = NULL;
+		size_t plain_len = 0;
+
+		rc = sf_index_decompress(text, text_len, full, &plain, &plain_len, err);
+		if (rc == SF_OK) {
+			rc = load_index_v2(store, dir, index_id, full, plain, plain_len, err);
+			free(plain);
+		}
+		if (rc == SF_OK)
+			goto sort;
 		goto out;
 	}
 	rc = parse_json(text, text_len, full, &root, err);
@@ -785,6 +1303,7 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		}
 		free(path);
 	}
+sort:
 	{
 		const sf_node *duplicate = NULL;
 

@@ -19,6 +19,11 @@ int stepstore_cmd_gc(int argc, char **argv);
    each value came from. */
 int stepstore_cmd_config(int argc, char **argv);
 
+/* stepstore upgrade STORE [--dry-run]: rewrite a format 1.0 store as 2.0,
+   atomically (a 2.0 store is left as it is). Also exit code 1: the store
+   is damaged and was left unchanged. */
+int stepstore_cmd_upgrade(int argc, char **argv);
+
 /*
  * For commands that take --config FILE among their options (pack): load
  * the configuration into config (initialised here; the caller calls

@@ -58,6 +58,7 @@ static void usage(FILE *out)
 	      "  info [--json] STORE        what the store holds: steps, batches, rows, sizes\n"
 	      "  gc ROOT [--max-age DURATION] [--max-size SIZE] [--dry-run] [--config FILE]\n"
 	      "                             remove expired stores and caches under ROOT\n"
+	      "  upgrade STORE [--dry-run]  rewrite a format 1.0 store as 2.0, atomically\n"
 	      "  config [--config FILE]     print the effective configuration and its sources\n"
 	      "  ls STORE [PATH]            list a folder of the store's tree without mounting\n"
 	      "  cat STORE PATH             print a file of the store's tree without mounting\n"
@@ -564,6 +565,8 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 2, argv + 2);
 	if (strcmp(command, "gc") == 0)
 		return stepstore_cmd_gc(argc - 2, argv + 2);
+	if (strcmp(command, "upgrade") == 0)
+		return stepstore_cmd_upgrade(argc - 2, argv + 2);
 	if (strcmp(command, "config") == 0)
 		return stepstore_cmd_config(argc - 2, argv + 2);
 	if (strcmp(command, "ls") == 0)

@@ -43,6 +43,62 @@ def seek_layout(path):
     return frames, table
 
 
+def _v2_bytes(value):
+    if isinstance(value, list):
+        return bytes.fromhex(value[0])
+    return value.encode("utf-8", "surrogateescape")
+
+
+def flatten_v2(entries):
+    """The entries of a 2.0 index (docs/FORMAT.md) in the 1.0 shape:
+    full relative paths as "path_hex", absolute times and offsets."""
+    out = []
+    state = {"time": 0, "cursor": 0}
+
+    def when(value, parent_time):
+        if value is None:
+            return parent_time
+        if isinstance(value, list):
+            state["time"] = value[0] * 10**9 + value[1]
+        else:
+            state["time"] += value
+        return state["time"]
+
+    def walk(items, prefix, parent_time):
+        for item in items:
+            kind, name = item[0], _v2_bytes(item[1])
+            path = prefix + name
+            entry = {"path_hex": path.hex()}
+            if kind == "l":
+                t = when(item[2], parent_time)
+                entry.update(type="symlink", mtime=[t // 10**9, t % 10**9])
+                entry["target_hex"] = _v2_bytes(item[3]).hex()
+                out.append(entry)
+                continue
+            t = when(item[3], parent_time)
+            entry.update(mode=item[2], mtime=[t // 10**9, t % 10**9])
+            if kind == "f":
+                flat, segs = item[4], []
+                for i in range(0, len(flat), 4):
+                    offset = state["cursor"] + flat[i + 1]
+                    segs.append([flat[i], offset, flat[i + 2], flat[i + 3]])
+                    state["cursor"] = offset + flat[i + 2]
+                entry.update(type="file", segments=segs, size=sum(s[2] for s in segs))
+                if len(item) > 5:
+                    entry["xxh64"] = item[5]
+                out.append(entry)
+            else:
+                entry["type"] = "dir"
+                out.append(entry)
+                if isinstance(item[4], list):
+                    walk(item[4], path + b"/", t)
+                else:
+                    entry["index"] = item[4]
+
+    walk(entries, b"", 0)
+    return out
+
+
 class Store:
     def __init__(self, path):
         self.path = path
@@ -58,8 +114,14 @@ class Store:
 
     def _load(self, index_id, prefix):
         with open(os.path.join(self.path, self.indexes[index_id]), "rb") as f:
-            doc = json.load(f)
-        for entry in doc["entries"]:
+            raw = f.read()
+        if self.doc["format_version"][0] >= 2:
+            text = subprocess.run(["zstd", "-q", "-d", "-c"], input=raw, check=True,
+                                  stdout=subprocess.PIPE).stdout
+            entries = flatten_v2(json.loads(text)["entries"])
+        else:
+            entries = json.loads(raw)["entries"]
+        for entry in entries:
             if "path" in entry:
                 rel = entry["path"].encode("utf-8", "surrogateescape")
             else:

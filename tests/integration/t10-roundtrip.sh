@@ -10,7 +10,7 @@ check_cache() {
 	local store=$TMP/$label.stepfs mnt=$TMP/$label.mnt
 	check "$label: pack" "$STEPSTORE" pack --quiet "$src" "$store"
 	check "$label: store.json is JSON with a format version" \
-		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=="stepfs-store" and d["format_version"][0]==1' "$store/store.json"
+		python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=="stepfs-store" and d["format_version"][0]==2' "$store/store.json"
 	check "$label: unpack" "$STEPSTORE" unpack "$store" "$TMP/$label.unpacked"
 	check "$label: unpack is diff -r clean" diff -r "$src" "$TMP/$label.unpacked"
 	check "$label: unpack keeps modes, mtimes and symlinks" \

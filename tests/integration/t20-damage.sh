@@ -96,21 +96,20 @@ done < <($DAMAGE pick "$MAIN" "$MOUNT_FLIPS" 2005)
 # ---- structural damage --------------------------------------------------
 # Shards, indexes and folders of $MAIN by number.
 shard_file() { printf '%s/shards/%05d.zst' "$1" "$2"; }
-index_file() { printf '%s/index/%05d.json' "$1" "$2"; }
+index_file() { $PY -c 'import json,sys; print(sys.argv[1] + "/" + json.load(open(sys.argv[1] + "/store.json"))["indexes"][int(sys.argv[2])]["file"])' "$1" "$2"; }
 ROOT_INDEX=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["root_index"])' "$MAIN/store.json")
-SOURCE_INDEX=$($PY -c '
-import json, sys
-store = sys.argv[1]
-root = json.load(open(store + "/store.json"))["root_index"]
-for e in json.load(open("%s/index/%05d.json" % (store, root)))["entries"]:
-    if e.get("path") == "source":
-        print(e["index"])' "$MAIN")
-STEP_INDEX=$($PY -c '
-import json, sys
-store = sys.argv[1]
-root = json.load(open(store + "/store.json"))["root_index"]
-print([e["index"] for e in json.load(open("%s/index/%05d.json" % (store, root)))["entries"]
-       if e.get("path", "").startswith("step_") and "index" in e][-1])' "$MAIN")
+# the root index's folders, read as storemodel.py reads every format version
+root_dirs() { $PY -c '
+import sys
+sys.path.insert(0, sys.argv[1])
+import storemodel
+store = storemodel.Store(sys.argv[2])
+root = store.doc["root_index"]
+for path, e in sorted(store.dirs.items()):
+    if e["index_of"] == root and "index" in e:
+        print(path.decode(), e["index"])' "$(dirname "$0")" "$1"; }
+SOURCE_INDEX=$(root_dirs "$MAIN" | awk '$1 == "source" { print $2 }')
+STEP_INDEX=$(root_dirs "$MAIN" | awk '$1 ~ /^step_/ { i = $2 } END { print i }')
 STEP_SHARD=$($PY -c '
 import json, sys
 print([i for i, s in enumerate(json.load(open(sys.argv[1]))["shards"]) if s["kind"] == "step"][0])' "$MAIN/store.json")
@@ -213,7 +212,7 @@ damage_case "truncated store.json" refuse 'truncate_half "$D/store.json"'
 damage_case "empty store.json" refuse ': >"$D/store.json"'
 damage_case "missing store.json" refuse 'rm "$D/store.json"'
 damage_case "store.json replaced by a FIFO" refuse 'rm "$D/store.json"; mkfifo "$D/store.json"'
-damage_case "store.json of an unknown major version" refuse 'edit_store_json "$D" "d[\"format_version\"] = [2, 0]"'
+damage_case "store.json of an unknown major version" refuse 'edit_store_json "$D" "d[\"format_version\"] = [3, 0]"'
 damage_case "store.json naming a shard outside the store" refuse 'edit_store_json "$D" "d[\"shards\"][0][\"file\"] = \"../../etc/passwd\""'
 damage_case "store.json naming an index outside the store" refuse 'edit_store_json "$D" "d[\"indexes\"][0][\"file\"] = \"/etc/passwd\""'
 damage_case "store.json root_index out of range" refuse 'edit_store_json "$D" "d[\"root_index\"] = 99"'

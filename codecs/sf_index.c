@@ -1,0 +1,478 @@
+/*
+ * sf_index.c - encoding and compressing 2.0 index documents.
+ */
+#include "sf_index.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "sf_format.h"
+#include "sf_util.h"
+#include "sf_xxhash.h"
+
+typedef struct tree_node {
+	char *name;               /* raw bytes, NUL-terminated */
+	json_t *entry;            /* borrowed; NULL for a folder with no entry */
+	size_t parent;            /* node number; node 0 is the index's folder */
+	size_t *children;
+	size_t child_count, child_capacity;
+} tree_node;
+
+typedef struct tree {
+	tree_node *nodes;
+	size_t count, capacity;
+	size_t *slots;            /* node number + 1 by (parent, name); 0 is empty */
+	size_t slot_capacity;
+} tree;
+
+typedef struct encoder {
+	int keep_hashes;
+	int64_t last_sec;         /* running time, nanosecond differences */
+	uint32_t last_nsec;
+	uint64_t cursor;          /* end of the previous segment */
+} encoder;
+
+static size_t slot_of(const tree *t, size_t parent, const char *name)
+{
+	return (size_t)(sf_xxh64(name, strlen(name), (uint64_t)parent) & (t->slot_capacity - 1));
+}
+
+static size_t find_child(const tree *t, size_t parent, const char *name)
+{
+	size_t slot = slot_of(t, parent, name);
+
+	while (t->slots[slot]) {
+		const tree_node *n = &t->nodes[t->slots[slot] - 1];
+
+		if (n->parent == parent && strcmp(n->name, name) == 0)
+			return t->slots[slot] - 1;
+		slot = (slot + 1) & (t->slot_capacity - 1);
+	}
+	return 0;
+}
+
+/* New node below parent; 0 when out of memory. */
+static size_t add_node(tree *t, size_t parent, const char *name, size_t len)
+{
+	tree_node *n, *p;
+	size_t id, slot;
+
+	if (t->count == t->capacity) {
+		size_t cap = t->capacity * 2;
+		tree_node *grown = realloc(t->nodes, cap * sizeof(*grown));
+
+		if (!grown)
+			return 0;
+		t->nodes = grown;
+		t->capacity = cap;
+	}
+	if ((t->count + 1) * 2 > t->slot_capacity) {
+		size_t cap = t->slot_capacity * 2, i, *old = t->slots, old_cap = t->slot_capacity;
+
+		t->slots = calloc(cap, sizeof(*t->slots));
+		if (!t->slots) {
+			t->slots = old;
+			return 0;
+		}
+		t->slot_capacity = cap;
+		for (i = 0; i < old_cap; i++) {
+			if (old[i]) {
+				slot = slot_of(t, t->nodes[old[i] - 1].parent, t->nodes[old[i] - 1].name);
+				while (t->slots[slot])
+					slot = (slot + 1) & (cap - 1);
+				t->slots[slot] = old[i];
+			}
+		}
+		free(old);
+	}
+	id = t->count;
+	n = &t->nodes[id];
+	memset(n, 0, sizeof(*n));
+	n->name = sf_strndup(name, len);
+	if (!n->name)
+		return 0;
+	n->parent = parent;
+	p = &t->nodes[parent];
+	if (p->child_count == p->child_capacity) {
+		size_t cap = p->child_capacity ? p->child_capacity * 2 : 4;
+		size_t *grown = realloc(p->children, cap * sizeof(*grown));
+
+		if (!grown) {
+			free(n->name);
+			return 0;
+		}
+		p->children = grown;
+		p->child_capacity = cap;
+	}
+	p->children[p->child_count++] = id;
+	t->count++;
+	slot = slot_of(t, parent, n->name);
+	while (t->slots[slot])
+		slot = (slot + 1) & (t->slot_capacity - 1);
+	t->slots[slot] = id + 1;
+	return id;
+}
+
+static char *entry_bytes(json_t *entry, const char *key, const char *hex_key)
+{
+	json_t *text = json_object_get(entry, key);
+
+	if (json_is_string(text))
+		return sf_strdup(json_string_value(text));
+	text = json_object_get(entry, hex_key);
+	return json_is_string(text) ? sf_hex_decode(json_string_value(text)) : NULL;
+}
+
+/* Place one 1.0 entry in the tree; 0 on a path that does not fit. */
+static int place_entry(tree *t, json_t *entry, const char **why)
+{
+	char *path = entry_bytes(entry, "path", "path_hex");
+	const char *p = path;
+	size_t dir = 0;
+	int ok = 0;
+
+	if (!path) {
+		*why = "an entry without a path";
+		return 0;
+	}
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p), child;
+		char name[SF_MAX_NAME_BYTES + 1];
+
+		if (len == 0 || len > SF_MAX_NAME_BYTES) {
+			*why = "an entry with an empty or long path component";
+			goto out;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		child = find_child(t, dir, name);
+		if (!slash) {
+			if (child && t->nodes[child].entry) {
+				*why = "an entry listed twice";
+				goto out;
+			}
+			if (!child)
+				child = add_node(t, dir, p, len);
+			if (!child) {
+				*why = "out of memory";
+				goto out;
+			}
+			t->nodes[child].entry = entry;
+			ok = 1;
+			goto out;
+		}
+		if (!child)
+			child = add_node(t, dir, p, len);
+		if (!child) {
+			*why = "out of memory";
+			goto out;
+		}
+		dir = child;
+		p = slash + 1;
+	}
+out:
+	free(path);
+	return ok;
+}
+
+/* Digit runs compare as numbers, everything else byte by byte. */
+static int natural_compare(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+			const char *x = a, *y = b;
+			size_t lx, ly;
+			int c;
+
+			while (*x == '0')
+				x++;
+			while (*y == '0')
+				y++;
+			lx = strspn(x, "0123456789");
+			ly = strspn(y, "0123456789");
+			if (lx != ly)
+				return lx < ly ? -1 : 1;
+			c = memcmp(x, y, lx);
+			if (c)
+				return c;
+			a = x + lx;
+			b = y + ly;
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return *a ? 1 : *b ? -1 : 0;
+}
+
+typedef struct named_child {
+	const char *name;
+	size_t id;
+} named_child;
+
+static int compare_children(const void *x, const void *y)
+{
+	const char *a = ((const named_child *)x)->name, *b = ((const named_child *)y)->name;
+	int c = natural_compare(a, b);
+
+	return c ? c : strcmp(a, b);
+}
+
+/* Order a folder's children naturally; 0 when out of memory. */
+static int sort_children(tree *t, tree_node *n)
+{
+	named_child *order;
+	size_t i;
+
+	if (n->child_count < 2)
+		return 1;
+	order = malloc(n->child_count * sizeof(*order));
+	if (!order)
+		return 0;
+	for (i = 0; i < n->child_count; i++) {
+		order[i].name = t->nodes[n->children[i]].name;
+		order[i].id = n->children[i];
+	}
+	qsort(order, n->child_count, sizeof(*order), compare_children);
+	for (i = 0; i < n->child_count; i++)
+		n->children[i] = order[i].id;
+	free(order);
+	return 1;
+}
+
+static json_t *name_json(const char *bytes)
+{
+	char *hex;
+	json_t *list;
+
+	if (sf_utf8_valid(bytes, strlen(bytes)))
+		return json_string(bytes);
+	hex = sf_hex_encode(bytes, strlen(bytes));
+	list = hex ? json_pack("[s]", hex) : NULL;
+	free(hex);
+	return list;
+}
+
+/* The time as the difference from the entry before, or [sec, nsec]
+   when the difference does not fit in 62 bits. */
+static json_t *mtime_json(encoder *e, json_t *entry)
+{
+	json_t *mtime = json_object_get(entry, "mtime");
+	int64_t sec = 0;
+	uint32_t nsec = 0;
+	__int128 delta;
+
+	if (json_is_array(mtime) && json_is_integer(json_array_get(mtime, 0)) &&
+	    json_is_integer(json_array_get(mtime, 1))) {
+		sec = json_integer_value(json_array_get(mtime, 0));
+		nsec = (uint32_t)json_integer_value(json_array_get(mtime, 1));
+	}
+	delta = ((__int128)sec - e->last_sec) * 1000000000 + ((__int128)nsec - e->last_nsec);
+	e->last_sec = sec;
+	e->last_nsec = nsec;
+	if (delta > ((__int128)1 << 62) || delta < -((__int128)1 << 62))
+		return json_pack("[II]", (json_int_t)sec, (json_int_t)nsec);
+	return json_integer((json_int_t)delta);
+}
+
+static json_t *mode_json(json_t *entry, uint32_t fallback)
+{
+	json_t *mode = json_object_get(entry, "mode");
+
+	return json_integer(json_is_integer(mode) ? (json_integer_value(mode) & 07777) : fallback);
+}
+
+static json_t *segments_json(encoder *e, json_t *list)
+{
+	json_t *flat = json_array();
+	size_t i;
+
+	for (i = 0; flat && i < json_array_size(list); i++) {
+		json_t *seg = json_array_get(list, i);
+		uint64_t offset = (uint64_t)json_integer_value(json_array_get(seg, 1));
+		uint64_t length = (uint64_t)json_integer_value(json_array_get(seg, 2));
+
+		json_array_append_new(flat, json_integer(json_integer_value(json_array_get(seg, 0))));
+		json_array_append_new(flat, json_integer((json_int_t)(offset - e->cursor)));
+		json_array_append_new(flat, json_integer((json_int_t)length));
+		json_array_append_new(flat, json_integer(json_integer_value(json_array_get(seg, 3))));
+		e->cursor = offset + length;
+	}
+	return flat;
+}
+
+static json_t *encode_children(encoder *e, tree *t, size_t dir);
+
+static json_t *encode_node(encoder *e, tree *t, size_t id)
+{
+	tree_node *n = &t->nodes[id];
+	json_t *item = json_array(), *entry = n->entry;
+	const char *type = entry ? json_string_value(json_object_get(entry, "type")) : "dir";
+
+	if (!item || !type)
+		goto fail;
+	if (strcmp(type, "file") == 0) {
+		json_t *hash = json_object_get(entry, "xxh64");
+
+		json_array_append_new(item, json_string(SF_INDEX_FILE));
+		json_array_append_new(item, name_json(n->name));
+		json_array_append_new(item, mode_json(entry, 0644));
+		json_array_append_new(item, mtime_json(e, entry));
+		json_array_append_new(item, segments_json(e, json_object_get(entry, "segments")));
+		if (e->keep_hashes && json_is_string(hash))
+			json_array_append(item, hash);
+	} else if (strcmp(type, "dir") == 0) {
+		json_t *index = entry ? json_object_get(entry, "index") : NULL;
+
+		json_array_append_new(item, json_string(SF_INDEX_DIR));
+		json_array_append_new(item, name_json(n->name));
+		json_array_append_new(item, entry ? mode_json(entry, 0755) : json_integer(0555));
+		json_array_append_new(item, entry ? mtime_json(e, entry) : json_null());
+		if (json_is_integer(index))
+			json_array_append(item, index);
+		else
+			json_array_append_new(item, encode_children(e, t, id));
+	} else if (strcmp(type, "symlink") == 0) {
+		char *target = entry_bytes(entry, "target", "target_hex");
+
+		json_array_append_new(item, json_string(SF_INDEX_SYMLINK));
+		json_array_append_new(item, name_json(n->name));
+		json_array_append_new(item, mtime_json(e, entry));
+		json_array_append_new(item, target ? name_json(target) : json_string(""));
+		free(target);
+	} else {
+		goto fail;
+	}
+	return item;
+fail:
+	json_decref(item);
+	return NULL;
+}
+
+static json_t *encode_children(encoder *e, tree *t, size_t dir)
+{
+	json_t *list = json_array();
+	tree_node *n = &t->nodes[dir];
+	size_t i;
+
+	if (!list || !sort_children(t, n)) {
+		json_decref(list);
+		return NULL;
+	}
+	for (i = 0; i < n->child_count; i++) {
+		json_t *item = encode_node(e, t, n->children[i]);
+
+		if (!item || json_array_append_new(list, item) != 0) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *len,
+		       sf_error *err)
+{
+	tree t = { NULL, 0, 64, NULL, 128 };
+	encoder e = { keep_hashes, 0, 0, 0 };
+	json_t *doc = NULL, *list;
+	const char *why = NULL;
+	sf_err rc = SF_OK;
+	size_t i;
+
+	t.nodes = calloc(t.capacity, sizeof(*t.nodes));
+	t.slots = calloc(t.slot_capacity, sizeof(*t.slots));
+	if (!t.nodes || !t.slots) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	t.count = 1; /* node 0: the folder the index describes */
+	t.nodes[0].name = sf_strdup("");
+	for (i = 0; i < json_array_size(entries); i++) {
+		if (!place_entry(&t, json_array_get(entries, i), &why)) {
+			rc = sf_error_set(err, strcmp(why, "out of memory") == 0 ? SF_ERR_NOMEM : SF_ERR_FORMAT,
+					  "index entry %zu: %s", i, why);
+			goto out;
+		}
+	}
+	list = encode_children(&e, &t, 0);
+	doc = list ? json_pack("{s:s,s:o}", "format", "stepfs-index", "entries", list) : NULL;
+	*text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (!*text) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory (encoding an index)");
+		goto out;
+	}
+	*len = strlen(*text);
+out:
+	for (i = 0; i < t.count; i++) {
+		free(t.nodes[i].name);
+		free(t.nodes[i].children);
+	}
+	free(t.nodes);
+	free(t.slots);
+	json_decref(doc);
+	return rc;
+}
+
+sf_err sf_index_compress(const char *text, size_t len, void **out, size_t *out_len,
+			 sf_error *err)
+{
+	size_t bound = ZSTD_compressBound(len), got;
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	void *buf = malloc(bound ? bound : 1);
+	sf_err rc = SF_OK;
+
+	if (!cctx || !buf) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, SF_INDEX_LEVEL);
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+	got = ZSTD_compress2(cctx, buf, bound, text, len);
+	if (ZSTD_isError(got)) {
+		rc = sf_error_set(err, SF_ERR_IO, "cannot compress an index: %s", ZSTD_getErrorName(got));
+		goto out;
+	}
+	*out = buf;
+	*out_len = got;
+	buf = NULL;
+out:
+	free(buf);
+	ZSTD_freeCCtx(cctx);
+	return rc;
+}
+
+sf_err sf_index_decompress(const void *data, size_t len, const char *shown, char **text,
+			   size_t *text_len, sf_error *err)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(data, len);
+	char *buf;
+	size_t got;
+
+	/* exactly one frame, which states its size */
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+	    ZSTD_findFrameCompressedSize(data, len) != len)
+		return sf_error_set(err, SF_ERR_CORRUPT, "'%s': not one zstd frame with a content size", shown);
+	if (size > SF_MAX_METADATA_BYTES)
+		return sf_error_set(err, SF_ERR_LIMIT, "'%s': %llu bytes of text, more than the limit of %llu",
+				    shown, size, (unsigned long long)SF_MAX_METADATA_BYTES);
+	buf = malloc((size_t)size + 1);
+	if (!buf)
+		return sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot allocate %llu bytes", shown, size);
+	got = ZSTD_decompress(buf, (size_t)size, data, len);
+	if (ZSTD_isError(got) || got != size) {
+		free(buf);
+		return sf_error_set(err, SF_ERR_CORRUPT, "'%s': cannot decompress: %s", shown,
+				    ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short content");
+	}
+	buf[size] = '\0';
+	*text = buf;
+	*text_len = (size_t)size;
+	return SF_OK;
+}

@@ -1,0 +1,58 @@
+/*
+ * sf_index.h - the compact index documents of format 2.0.
+ *
+ * docs/FORMAT.md ("Index documents, version 2.0") describes the encoding:
+ * a zstd frame holding JSON text in which every folder lists its entries
+ * as arrays, with names relative to the folder, times and segment offsets
+ * coded as differences from the entry before.
+ *
+ * The writer side takes the entries in the shape of format 1.0 (objects
+ * with "path" or "path_hex", "type", "mode", "mtime", ...), so that
+ * `stepstore pack` and `stepstore upgrade` share one encoder. The reader
+ * side lives in sf_store.c, which owns the nodes it fills.
+ *
+ * Ownership: returned buffers are malloc'd and freed by the caller; the
+ * entries passed to sf_index_encode() are borrowed.
+ */
+#ifndef SF_INDEX_H
+#define SF_INDEX_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "sf_error.h"
+
+/* zstd level of index documents: they are small and read often. */
+#define SF_INDEX_LEVEL 19
+
+/* Type codes, the first element of every 2.0 entry. */
+#define SF_INDEX_FILE "f"
+#define SF_INDEX_DIR "d"
+#define SF_INDEX_SYMLINK "l"
+
+/*
+ * Encode a 1.0-shaped "entries" array as the JSON text of a 2.0 index.
+ * keep_hashes: 0 drops every "xxh64" (views derived from source files).
+ * Folders that lead to an entry without having one of their own are
+ * written as folders with mode 0555 and a null time ("the time of the
+ * folder above"), as format 1.0 reads them. Children are written in
+ * natural order (digit runs compared as numbers), which keeps the time
+ * differences of batch_N files small. On success *text is a malloc'd
+ * NUL-terminated string of *len bytes.
+ */
+sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *len,
+		       sf_error *err);
+
+/* Compress text into one zstd frame (content size and checksum set). */
+sf_err sf_index_compress(const char *text, size_t len, void **out, size_t *out_len,
+			 sf_error *err);
+
+/*
+ * Decompress a stored 2.0 index (shown names it in messages). Refuses
+ * content larger than SF_MAX_METADATA_BYTES and frames without a content
+ * size. *text is malloc'd and NUL-terminated.
+ */
+sf_err sf_index_decompress(const void *data, size_t len, const char *shown, char **text,
+			   size_t *text_len, sf_error *err);
+
+#endif
