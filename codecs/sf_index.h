@@ -22,8 +22,11 @@
 
 #include "sf_error.h"
 
-/* zstd level of index documents: they are small and read often. */
-#define SF_INDEX_LEVEL 19
+/* zstd level of index documents. On 51,792 small files (a 4.4 MB index
+   text) level 9 takes 0.25 s and gives 1,037 KB; level 19 gives 856 KB
+   but takes 4.8 s of one core, more than the rest of the pack's
+   compression, for 0.7% of the store. */
+#define SF_INDEX_LEVEL 9
 
 /* Type codes, the first element of every 2.0 entry. */
 #define SF_INDEX_FILE "f"
