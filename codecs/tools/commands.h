@@ -15,6 +15,10 @@
    [--config FILE] */
 int stepstore_cmd_gc(int argc, char **argv);
 
+/* stepstore stats MNT [--json]: the counters of a stepfs mount, read from
+   MNT/.stepfs/stats.json (MNT may be any path inside the mount). */
+int stepstore_cmd_stats(int argc, char **argv);
+
 /* stepstore config [--config FILE]: the effective configuration and where
    each value came from. */
 int stepstore_cmd_config(int argc, char **argv);

@@ -60,6 +60,8 @@ static void usage(FILE *out)
 	      "                             remove expired stores and caches under ROOT\n"
 	      "  upgrade STORE [--dry-run]  rewrite a format 1.0 store as 2.0, atomically\n"
 	      "  config [--config FILE]     print the effective configuration and its sources\n"
+	      "  stats MNT [--json]         the counters of a stepfs mount: cache hit rate,\n"
+	      "                             frames decompressed, bytes served...\n"
 	      "  ls STORE [PATH]            list a folder of the store's tree without mounting\n"
 	      "  cat STORE PATH             print a file of the store's tree without mounting\n"
 	      "  --help, --version\n"
@@ -567,6 +569,8 @@ int main(int argc, char **argv)
 		return stepstore_cmd_gc(argc - 2, argv + 2);
 	if (strcmp(command, "upgrade") == 0)
 		return stepstore_cmd_upgrade(argc - 2, argv + 2);
+	if (strcmp(command, "stats") == 0)
+		return stepstore_cmd_stats(argc - 2, argv + 2);
 	if (strcmp(command, "config") == 0)
 		return stepstore_cmd_config(argc - 2, argv + 2);
 	if (strcmp(command, "ls") == 0)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# stepstore stats MNT [--json]: a mount's counters in human form and as
+# JSON, from the mount point or any folder inside it; clear errors and
+# exit codes for paths that are not in a mount and for a broken stats file.
+. "$(dirname "$0")/lib.sh"
+
+store=$TMP/sample.stepfs
+mnt=$TMP/mnt
+check "pack the bundled sample" "$STEPSTORE" pack --quiet "$ROOT/tests/data/distilabel-pr766" "$store"
+check "mount" mount_store "$store" "$mnt"
+
+# move the counters: read every step view once
+cat "$mnt"/step_*/rows.jsonl >/dev/null
+
+check "stats on the mount point exits 0" "$STEPSTORE" stats "$mnt"
+out=$("$STEPSTORE" stats "$mnt" 2>&1)
+check "the human form shows the hit rate as a percentage" grep -qE '^  cache hit rate +[0-9]+\.[0-9]%$' <<<"$out"
+frames=$(sed -n 's/^  frames decompressed  *\([0-9,]*\)$/\1/p' <<<"$out" | tr -d ,)
+check "frames decompressed is shown and not zero after reading (got '$frames')" test "${frames:-0}" -gt 0
+check "byte counters show a unit and the exact count" grep -qE '^  bytes served +[0-9.]+ (B|KiB|MiB) \([0-9,]+ bytes\)$' <<<"$out"
+check "the output names the mount" grep -qF "stepfs mount at $(realpath "$mnt")" <<<"$out"
+
+"$STEPSTORE" stats --json "$mnt" >"$TMP/stats.json" 2>"$TMP/stats.err"
+check "--json exits 0" test $? -eq 0
+check "--json prints valid JSON" python3 -m json.tool "$TMP/stats.json"
+cp "$mnt/.stepfs/stats.json" "$TMP/direct.json"
+check "--json holds the mount's counters (stable ones equal to .stepfs/stats.json)" \
+	python3 - "$TMP/stats.json" "$TMP/direct.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert set(a) == set(b), (sorted(a), sorted(b))
+for key in ("frames_decompressed", "cache_misses", "bytes_decompressed", "cache_budget_bytes",
+            "indexes_loaded", "read_errors"):
+    assert a[key] == b[key], (key, a[key], b[key])
+assert a["frames_decompressed"] > 0 and a["bytes_served"] > 0
+PY
+check "a folder inside the mount finds the mount's counters" "$STEPSTORE" stats "$mnt/step_1"
+
+"$STEPSTORE" stats "$TMP" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "a folder outside any mount exits 4 (got $rc)" test "$rc" -eq 4
+check "and names the path" grep -qF "'$TMP' is not in a stepfs mount" "$TMP/err"
+
+"$STEPSTORE" stats "$TMP/does-not-exist" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "a missing path exits 4 (got $rc)" test "$rc" -eq 4
+
+mkdir -p "$TMP/fake/.stepfs"
+printf '{"frames_decompressed": 3,\n "cache_hits": tru' >"$TMP/fake/.stepfs/stats.json"
+"$STEPSTORE" stats "$TMP/fake" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "a broken stats.json exits 3 (got $rc)" test "$rc" -eq 3
+check "and the message names the file and where it broke" grep -qE "'$TMP/fake/.stepfs/stats.json': line 2, column [0-9]+" "$TMP/err"
+
+printf '{"frames_decompressed": "many", "cache_hit_rate": null, "extra": [1]}\n' >"$TMP/fake/.stepfs/stats.json"
+"$STEPSTORE" stats "$TMP/fake" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "counters of the wrong type are shown as '?', not a crash (exit $rc)" \
+	sh -c "test $rc -eq 0 && grep -qE '^  frames decompressed +\\?$' '$TMP/out' && grep -qE '^  extra +\\[1\\]$' '$TMP/out'"
+
+"$STEPSTORE" stats >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "no MNT is a usage error, exit 2 (got $rc)" test "$rc" -eq 2
+"$STEPSTORE" stats "$mnt" --bogus >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check "an unknown option is a usage error, exit 2 (got $rc)" test "$rc" -eq 2
+
+check "unmount" unmount "$mnt"
+finish
