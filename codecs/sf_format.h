@@ -8,6 +8,9 @@
 #define SF_FORMAT_NAME "stepfs-store"
 #define SF_FORMAT_MAJOR 1
 #define SF_FORMAT_MINOR 0
+/* Majors a reader accepts: 1.x, and 2.x, which adds shard dictionaries. */
+#define SF_FORMAT_READ_MAJOR_MIN 1
+#define SF_FORMAT_READ_MAJOR_MAX 2
 
 #define SF_STORE_ROOT_FILE "store.json"
 #define SF_STORE_SHARD_DIR "shards"

@@ -28,6 +28,8 @@ typedef struct sf_pack_options {
 	size_t frame_bytes;     /* content bytes per frame (SF_DEFAULT_FRAME_BYTES) */
 	int threads;            /* compression threads (default: online CPUs) */
 	int long_distance;      /* zstd long-distance matching */
+	int dictionary;         /* enum sf_seek_dictionary: per-shard trained
+				   dictionaries (default SF_SEEK_DICT_AUTO) */
 	uint64_t shard_bytes;   /* roll a step's shard over past this many bytes */
 	const char *layout;     /* "auto" (NULL), "current", "plain" */
 	int max_depth;          /* JSON nesting limit (SF_JSCAN_DEFAULT_DEPTH) */

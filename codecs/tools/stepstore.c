@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "sf_format.h"
 #include "sf_pack.h"
+#include "sf_seekable.h"
 #include "sf_store.h"
 #include "sf_unpack.h"
 
@@ -47,6 +48,8 @@ static void usage(FILE *out)
 	      "      --frame-size SIZE      content bytes per frame, e.g. 256K (default), 1M\n"
 	      "      --threads N            compression threads (default: all cores)\n"
 	      "      --long                 zstd long-distance matching\n"
+	      "      --dictionary MODE      auto (default), always, never: a trained zstd\n"
+	      "                             dictionary per shard (pays with small frames)\n"
 	      "      --layout NAME          auto (default), current, per-batch, per-step,\n"
 	      "                             monolithic, split, plain\n"
 	      "      --max-depth N          JSON nesting limit (default 1024)\n"
@@ -215,6 +218,19 @@ static int cmd_pack(int argc, char **argv)
 			remove_source = 1;
 		} else if (strcmp(a, "--long") == 0) {
 			options.long_distance = 1;
+		} else if (strcmp(a, "--dictionary") == 0 && i + 1 < argc) {
+			const char *mode = argv[++i];
+
+			if (strcmp(mode, "auto") == 0)
+				options.dictionary = SF_SEEK_DICT_AUTO;
+			else if (strcmp(mode, "always") == 0)
+				options.dictionary = SF_SEEK_DICT_ALWAYS;
+			else if (strcmp(mode, "never") == 0)
+				options.dictionary = SF_SEEK_DICT_NEVER;
+			else {
+				fprintf(stderr, "stepstore: --dictionary: '%s' is not auto, always or never\n", mode);
+				return EXIT_USAGE;
+			}
 		} else if (strcmp(a, "--level") == 0 && i + 1 < argc) {
 			if (!parse_int(argv[++i], -131072, 22, &options.level)) {
 				fprintf(stderr, "stepstore: --level: '%s' is not a zstd level\n", argv[i]);
