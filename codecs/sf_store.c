@@ -310,7 +310,7 @@ sf_err sf_store_open(sf_store **out, const char *path,
 	    json_integer_value(json_array_get(version, 0)) > SF_FORMAT_READ_MAJOR_MAX) {
 		rc = sf_error_set(err, SF_ERR_VERSION,
 				  "'%s': store format version %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
-				  " is not supported; this stepfs reads versions %d.x to %d.x (written by %s)",
+				  " is not supported; this stepfs reads version %d.x to %d.x (written by %s)",
 				  path, json_integer_value(json_array_get(version, 0)),
 				  json_integer_value(json_array_get(version, 1)), SF_FORMAT_READ_MAJOR_MIN,
 				  SF_FORMAT_READ_MAJOR_MAX,

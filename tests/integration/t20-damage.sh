@@ -114,7 +114,7 @@ print([e["index"] for e in json.load(open("%s/index/%05d.json" % (store, root)))
 STEP_SHARD=$($PY -c '
 import json, sys
 print([i for i, s in enumerate(json.load(open(sys.argv[1]))["shards"]) if s["kind"] == "step"][0])' "$MAIN/store.json")
-LAST_SHARD=$(($(ls "$MAIN/shards" | wc -l) - 1))
+LAST_SHARD=$(($(ls "$MAIN/shards"/*.zst | wc -l) - 1))
 
 # mutate FILE: python snippets that damage FILE in place.
 truncate_half() { $PY -c 'import os,sys; p=sys.argv[1]; os.truncate(p, os.path.getsize(p)//2)' "$1"; }
@@ -213,7 +213,7 @@ damage_case "truncated store.json" refuse 'truncate_half "$D/store.json"'
 damage_case "empty store.json" refuse ': >"$D/store.json"'
 damage_case "missing store.json" refuse 'rm "$D/store.json"'
 damage_case "store.json replaced by a FIFO" refuse 'rm "$D/store.json"; mkfifo "$D/store.json"'
-damage_case "store.json of an unknown major version" refuse 'edit_store_json "$D" "d[\"format_version\"] = [2, 0]"'
+damage_case "store.json of an unknown major version" refuse 'edit_store_json "$D" "d[\"format_version\"] = [3, 0]"'
 damage_case "store.json naming a shard outside the store" refuse 'edit_store_json "$D" "d[\"shards\"][0][\"file\"] = \"../../etc/passwd\""'
 damage_case "store.json naming an index outside the store" refuse 'edit_store_json "$D" "d[\"indexes\"][0][\"file\"] = \"/etc/passwd\""'
 damage_case "store.json root_index out of range" refuse 'edit_store_json "$D" "d[\"root_index\"] = 99"'

@@ -24,13 +24,13 @@ python3 - "$TMP/future.stepfs/store.json" <<'PY'
 import json, sys
 p = sys.argv[1]
 d = json.load(open(p))
-d["format_version"] = [2, 0]
+d["format_version"] = [3, 0]
 d["writer"] = "stepstore 9.0.0"
 json.dump(d, open(p, "w"))
 PY
 "$STEPSTORE" verify "$TMP/future.stepfs" >"$TMP/out.txt" 2>&1
 status=$?
-if [ $status -eq 3 ] && grep -q "2.0" "$TMP/out.txt" && grep -q "version 1" "$TMP/out.txt"; then
+if [ $status -eq 3 ] && grep -q "3.0" "$TMP/out.txt" && grep -q "version 1" "$TMP/out.txt"; then
 	ok "a newer major version is refused by stepstore (exit 3, both versions named)"
 else
 	not_ok "a newer major version is refused by stepstore (exit $status)"; sed 's/^/#   /' "$TMP/out.txt"
@@ -39,7 +39,7 @@ mkdir -p "$TMP/future.mnt"
 if "$STEPFS" "$TMP/future.stepfs" "$TMP/future.mnt" -f 2>"$TMP/out.txt"; then
 	fusermount3 -u "$TMP/future.mnt" 2>/dev/null
 	not_ok "a newer major version is refused by stepfs"
-elif grep -q "2.0" "$TMP/out.txt" && ! mountpoint -q "$TMP/future.mnt"; then
+elif grep -q "3.0" "$TMP/out.txt" && ! mountpoint -q "$TMP/future.mnt"; then
 	ok "a newer major version is refused by stepfs, naming the version"
 else
 	not_ok "a newer major version is refused by stepfs, naming the version"; sed 's/^/#   /' "$TMP/out.txt"
