@@ -128,4 +128,39 @@ PY
 damaged_case damaged-dict flip
 damaged_case missing-dict remove
 
+# Data that does not compress (parquet, images) goes to the raw shard,
+# whose frames are stored (raw zstd blocks), never given a dictionary.
+RAW=$TMP/rawsrc
+mkdir -p "$RAW/images" "$RAW/data"
+python3 -c 'import random,sys; open(sys.argv[1],"wb").write(b"\x89PNG\r\n\x1a\n" + random.Random(1).randbytes(700000))' "$RAW/images/photo.png"
+cp "$ROOT"/tests/data/distilabel-pr766/pipelines/*/*/executions/*/data/steps_outputs/annotate/0000[1-4].parquet "$RAW/data/" 2>/dev/null
+printf '%s\n' "a small text file that compresses well, well, well" >"$RAW/notes.txt"
+check "incompressible: pack --dictionary always" \
+	"$STEPSTORE" pack -q --frame-size 16K --dictionary always "$RAW" "$TMP/raw.stepfs"
+check "incompressible: unpack is diff -r clean" \
+	sh -c "'$STEPSTORE' unpack '$TMP/raw.stepfs' '$TMP/raw.out' && diff -r '$RAW' '$TMP/raw.out'"
+check "incompressible: the png sits in a raw shard of stored frames (the test parquet files compress, so they do not)" python3 - "$TMP/raw.stepfs" <<'PY'
+import json, os, struct, sys
+store = sys.argv[1]
+d = json.load(open(store + "/store.json"))
+raw = [s for s in d["shards"] if s["kind"] == "raw"]
+assert len(raw) == 1 and "dictionary" not in raw[0], raw
+s = raw[0]
+assert s["content_bytes"] >= 700000, s
+data = open(os.path.join(store, s["file"]), "rb").read()
+count = struct.unpack("<I", data[-9:-5])[0]
+table = len(data) - (8 + 12 * count + 9)
+offset = 0
+for i in range(count):
+    csize, dsize, _ = struct.unpack("<III", data[table + 8 + 12 * i: table + 20 + 12 * i])
+    frame = data[offset:offset + csize]
+    fhd = frame[4]
+    single, fcs, did = fhd & 0x20, fhd >> 6, fhd & 3
+    header = 5 + (0 if single else 1) + [1 if single else 0, 2, 4, 8][fcs] + [0, 1, 2, 4][did]
+    assert (frame[header] >> 1) & 3 == 0, "frame %d is not stored" % i
+    assert csize <= dsize + 32, (i, csize, dsize)
+    offset += csize
+print("# %d stored frames, %d bytes for %d of content" % (count, s["compressed_bytes"], s["content_bytes"]))
+PY
+
 finish
