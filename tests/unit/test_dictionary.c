@@ -267,14 +267,14 @@ static void test_failures(const unsigned char *rows, size_t len)
 
 static void test_auto(const unsigned char *rows, size_t len)
 {
-	sf_seek_writer_options options = { .level = 3, .frame_bytes = 16384, .threads = 2,
+	sf_seek_writer_options options = { .level = 3, .frame_bytes = 4096, .threads = 2,
 					   .dictionary = SF_SEEK_DICT_AUTO };
 	unsigned char *noise = malloc(len);
 	sf_seek_dict_info info;
 	sf_error why = { 0 };
 
 	CHECK(write_shard(temp_path("auto.zst"), temp_path("auto.dict"), rows, len, 0, &options, &info,
-			  NULL) == SF_OK, "auto: write rows at 16 KiB frames");
+			  NULL) == SF_OK, "auto: write rows at 4 KiB frames");
 	printf("# auto rows: %s, dict %zu bytes, probe %llu -> %llu / %llu\n", info.reason,
 	       info.dict_bytes, (unsigned long long)info.probe_bytes,
 	       (unsigned long long)info.probe_plain, (unsigned long long)info.probe_dict);
