@@ -153,6 +153,7 @@ typedef struct out_shard {
 	uint32_t frames;
 	uint64_t content_bytes;
 	json_t *dictionary;    /* store.json "dictionary" object, or NULL */
+	size_t dict_bytes;     /* size of shards/NNNNN.dict, 0 when none */
 } out_shard;
 
 typedef struct packer {
@@ -470,6 +471,7 @@ static sf_err shard_store_dictionary(packer *p, out_shard *shard, sf_error *err)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	if (!info.used)
 		return SF_OK;
+	shard->dict_bytes = dict_len;
 	snprintf(name, sizeof(name), "%.*s.dict", (int)base, shard->file);
 	full = sf_path_join(p->tmp, name);
 	if (!full)
@@ -3425,7 +3427,7 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	if (rc == SF_OK) {
 		tmp_made = 0;
 		for (i = 0; i < p.shard_count; i++)
-			summary.store_bytes += p.shards[i].compressed_bytes;
+			summary.store_bytes += p.shards[i].compressed_bytes + p.shards[i].dict_bytes;
 		summary.layout = p.layout;
 		summary.steps = p.steps_total;
 		draw_progress(&p, 1);

@@ -440,10 +440,13 @@ static int cmd_info(int argc, char **argv)
 		return rc;
 	doc = sf_store_document(store);
 	for (s = 0; s < sf_store_shard_count(store); s++) {
+		json_t *dict = json_object_get(json_array_get(json_object_get(doc, "shards"), s), "dictionary");
 		sf_shard_info shard;
 
 		sf_store_shard_info(store, s, &shard);
 		stored += (json_int_t)shard.compressed_bytes;
+		if (json_is_true(json_object_get(dict, "used")))
+			stored += jint(dict, "bytes"); /* a dictionary is part of what its shard costs */
 		content += (json_int_t)shard.content_bytes;
 	}
 	executions = json_object_get(doc, "executions");
