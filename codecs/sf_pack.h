@@ -9,7 +9,10 @@
  *
  * Memory does not grow with the size of the input files: JSON is scanned
  * through a fixed window and copied through fixed buffers. It grows only
- * with the number of files and batches (their index entries).
+ * with the number of files and batches (their index entries). With
+ * dictionaries (auto, the default, or always) each open shard also holds
+ * back up to SF_SEEK_DICT_SAMPLE_BYTES (8 MiB) of content to train on,
+ * and step shards stay open until the end of the pack.
  *
  * The store is written into a temporary directory beside STORE
  * (".NAME.stepstore-tmp-PID"), fsync'ed, and renamed into place; on any
