@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "sf_format.h"
+#include "sf_seekable.h"
 #include "sf_util.h"
 
 #define KIB 1024ull
@@ -466,6 +467,9 @@ void sf_config_apply_pack(const sf_config *config, sf_pack_options *options)
 	if (config->pack_threads > 0)
 		options->threads = config->pack_threads;
 	options->long_distance = config->pack_long_distance;
+	options->dictionary = config->pack_dictionary == SF_CONFIG_DICTIONARY_ALWAYS ? SF_SEEK_DICT_ALWAYS
+			      : config->pack_dictionary == SF_CONFIG_DICTIONARY_NEVER ? SF_SEEK_DICT_NEVER
+										 : SF_SEEK_DICT_AUTO;
 }
 
 /* ---- command line -------------------------------------------------------- */

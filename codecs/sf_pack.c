@@ -153,6 +153,8 @@ typedef struct out_shard {
 	uint64_t compressed_bytes;
 	uint32_t frames;
 	uint64_t content_bytes;
+	json_t *dictionary;    /* store.json "dictionary" object, or NULL */
+	size_t dict_bytes;     /* size of shards/NNNNN.dict, 0 when none */
 } out_shard;
 
 typedef struct packer {
@@ -403,7 +405,10 @@ static sf_err shard_open(packer *p, const char *kind, const char *label, int lev
 		free(shard.label);
 		return rc;
 	}
+	memset(&wo, 0, sizeof(wo));
 	wo.level = level;
+	/* Stored files do not compress; a dictionary would not help them. */
+	wo.dictionary = strcmp(kind, "raw") != 0 ? p->options->dictionary : SF_SEEK_DICT_NEVER;
 	wo.frame_bytes = p->options->frame_bytes;
 	wo.threads = p->options->threads;
 	wo.long_distance = p->options->long_distance;
@@ -437,6 +442,55 @@ static uint64_t shard_offset(const packer *p, long id)
 	return sf_seek_writer_offset(p->shards[id].writer);
 }
 
+static char *hex64(uint64_t value, char buf[17]);
+
+/* Write the shard's dictionary beside it (shards/NNNNN.dict) when its
+   frames use one, and note the decision and its figures for store.json. */
+static sf_err shard_store_dictionary(packer *p, out_shard *shard, sf_error *err)
+{
+	sf_seek_dict_info info;
+	const void *dict = NULL;
+	size_t dict_len = 0, base = strlen(shard->file) - strlen(".zst");
+	char name[64], hex[17];
+	double saved = 0;
+	char *full = NULL;
+	int fd = -1;
+	sf_err rc = SF_OK;
+
+	sf_seek_writer_dictionary(shard->writer, &info, &dict, &dict_len);
+	if (info.probe_bytes > 0)
+		saved = ((double)info.probe_plain - (double)info.probe_dict) *
+			(double)shard->content_bytes / (double)info.probe_bytes - (double)info.dict_bytes;
+	shard->dictionary = json_pack("{s:b,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "used", info.used,
+				      "reason", info.reason, "bytes", (json_int_t)info.dict_bytes,
+				      "sample_bytes", (json_int_t)info.held_bytes,
+				      "probe_bytes", (json_int_t)info.probe_bytes,
+				      "probe_compressed_without", (json_int_t)info.probe_plain,
+				      "probe_compressed_with", (json_int_t)info.probe_dict,
+				      "estimated_saved_bytes", (json_int_t)saved);
+	if (!shard->dictionary)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (!info.used)
+		return SF_OK;
+	shard->dict_bytes = dict_len;
+	snprintf(name, sizeof(name), "%.*s.dict", (int)base, shard->file);
+	full = sf_path_join(p->tmp, name);
+	if (!full)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || sf_write_all(fd, dict, dict_len) != 0 || fsync(fd) != 0)
+		rc = sf_error_io(err, errno, "'%s': cannot write the shard's dictionary", full);
+	else if (json_object_set_new(shard->dictionary, "file", json_string(name)) != 0 ||
+		 json_object_set_new(shard->dictionary, "xxh64",
+				     json_string(hex64(sf_xxh64(dict, dict_len, 0), hex))) != 0 ||
+		 json_object_set_new(shard->dictionary, "id", json_integer(info.dict_id)) != 0)
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (fd >= 0 && close(fd) != 0 && rc == SF_OK)
+		rc = sf_error_io(err, errno, "'%s': close failed", full);
+	free(full);
+	return rc;
+}
+
 static sf_err shard_close(packer *p, long id, sf_error *err)
 {
 	out_shard *shard = &p->shards[id];
@@ -446,6 +500,8 @@ static sf_err shard_close(packer *p, long id, sf_error *err)
 		return SF_OK;
 	shard->content_bytes = sf_seek_writer_offset(shard->writer);
 	rc = sf_seek_writer_finish(shard->writer, &shard->compressed_bytes, &shard->frames, err);
+	if (rc == SF_OK && p->options->dictionary != SF_SEEK_DICT_NEVER && strcmp(shard->kind, "raw") != 0)
+		rc = shard_store_dictionary(p, shard, err);
 	sf_seek_writer_free(shard->writer);
 	shard->writer = NULL;
 	if (rc == SF_OK && fsync(shard->fd) != 0)
@@ -3055,19 +3111,26 @@ static sf_err write_store_json(packer *p, long root_index, const struct stat *sr
 	int fd = -1;
 	sf_err rc = SF_OK;
 
-	for (i = 0; shards && i < p->shard_count; i++)
-		json_array_append_new(shards, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "file", p->shards[i].file,
-							"kind", p->shards[i].kind, "label", p->shards[i].label,
-							"content_bytes", (json_int_t)p->shards[i].content_bytes,
-							"compressed_bytes", (json_int_t)p->shards[i].compressed_bytes,
-							"frames", (json_int_t)p->shards[i].frames));
-	doc = json_pack("{s:s,s:[ii],s:s,s:s,s:{s:s,s:i,s:I,s:b,s:s},s:s,s:{s:I,s:I,s:I,s:I,s:o},s:o,s:O,s:I,s:O}",
+	for (i = 0; shards && i < p->shard_count; i++) {
+		json_t *item = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "file", p->shards[i].file,
+					 "kind", p->shards[i].kind, "label", p->shards[i].label,
+					 "content_bytes", (json_int_t)p->shards[i].content_bytes,
+					 "compressed_bytes", (json_int_t)p->shards[i].compressed_bytes,
+					 "frames", (json_int_t)p->shards[i].frames);
+
+		if (item && p->shards[i].dictionary)
+			json_object_set(item, "dictionary", p->shards[i].dictionary);
+		json_array_append_new(shards, item);
+	}
+	doc = json_pack("{s:s,s:[ii],s:s,s:s,s:{s:s,s:i,s:I,s:b,s:s,s:s},s:s,s:{s:I,s:I,s:I,s:I,s:o},s:o,s:O,s:I,s:O}",
 			"format", SF_FORMAT_NAME, "format_version", SF_FORMAT_MAJOR, SF_FORMAT_MINOR,
 			"writer", "stepstore " SF_VERSION, "created", iso_time_now(created),
 			"compression", "codec", "zstd", "level", p->options->level,
 			"frame_bytes", (json_int_t)p->options->frame_bytes,
 			"long_distance", p->options->long_distance,
 			"checksums", "zstd content checksum and seek-table XXH64 per frame",
+			"dictionary", p->options->dictionary == SF_SEEK_DICT_ALWAYS ? "always"
+				      : p->options->dictionary == SF_SEEK_DICT_AUTO ? "auto" : "never",
 			"layout", p->layout,
 			"source", "files", (json_int_t)p->summary->files, "dirs", (json_int_t)p->summary->dirs,
 			"symlinks", (json_int_t)p->summary->symlinks, "bytes", (json_int_t)p->summary->source_bytes,
@@ -3103,6 +3166,7 @@ void sf_pack_options_init(sf_pack_options *options)
 	options->shard_bytes = SF_DEFAULT_SHARD_BYTES;
 	options->layout = "auto";
 	options->max_depth = SF_JSCAN_DEFAULT_DEPTH;
+	options->dictionary = SF_SEEK_DICT_AUTO;
 }
 
 static void packer_release(packer *p)
@@ -3137,6 +3201,7 @@ static void packer_release(packer *p)
 			close(p->shards[i].fd);
 		free(p->shards[i].file);
 		free(p->shards[i].label);
+		json_decref(p->shards[i].dictionary);
 	}
 	free(p->shards);
 	if (p->indexes)
@@ -3371,7 +3436,7 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	if (rc == SF_OK) {
 		tmp_made = 0;
 		for (i = 0; i < p.shard_count; i++)
-			summary.store_bytes += p.shards[i].compressed_bytes;
+			summary.store_bytes += p.shards[i].compressed_bytes + p.shards[i].dict_bytes;
 		summary.layout = p.layout;
 		summary.steps = p.steps_total;
 		draw_progress(&p, 1);

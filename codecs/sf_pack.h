@@ -9,7 +9,10 @@
  *
  * Memory does not grow with the size of the input files: JSON is scanned
  * through a fixed window and copied through fixed buffers. It grows only
- * with the number of files and batches (their index entries).
+ * with the number of files and batches (their index entries). With
+ * dictionaries (auto, the default, or always) each open shard also holds
+ * back up to SF_SEEK_DICT_SAMPLE_BYTES (8 MiB) of content to train on,
+ * and step shards stay open until the end of the pack.
  *
  * The store is written into a temporary directory beside STORE
  * (".NAME.stepstore-tmp-PID"), fsync'ed, and renamed into place; on any
@@ -28,6 +31,8 @@ typedef struct sf_pack_options {
 	size_t frame_bytes;     /* content bytes per frame (SF_DEFAULT_FRAME_BYTES) */
 	int threads;            /* compression threads (default: online CPUs) */
 	int long_distance;      /* zstd long-distance matching */
+	int dictionary;         /* enum sf_seek_dictionary: per-shard trained
+				   dictionaries (default SF_SEEK_DICT_AUTO) */
 	uint64_t shard_bytes;   /* roll a step's shard over past this many bytes */
 	const char *layout;     /* "auto" (NULL), "current", "plain" */
 	int max_depth;          /* JSON nesting limit (SF_JSCAN_DEFAULT_DEPTH) */

@@ -10,6 +10,11 @@
 /* For ZSTD_getFrameHeader() and ZSTD_BLOCKSIZE_MAX; both are exported by
    the shared libzstd and stable across the 1.5 series. */
 #define ZSTD_STATIC_LINKING_ONLY
+/* ZDICT_trainFromBuffer_fastCover() with fixed parameters: exported by
+   the shared libzstd since 1.4 and several times faster than the
+   parameter search ZDICT_trainFromBuffer() runs. */
+#define ZDICT_STATIC_LINKING_ONLY
+#include <zdict.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -180,6 +185,16 @@ struct sf_seek_writer {
 	int finished;
 	sf_err failed;
 	sf_error failure;
+
+	/* Dictionary training: content is held back here, with the offsets
+	   where end_frame was called, until the dictionary is decided. */
+	int holding;
+	unsigned char *held;
+	size_t held_len, held_capacity;
+	size_t *cuts;
+	size_t cut_count, cut_capacity;
+	void *dict;
+	sf_seek_dict_info dict_info;
 };
 
 static sf_err seek_job_compress(const sf_seek_writer *writer, ZSTD_CCtx *cctx,
@@ -425,6 +440,272 @@ static sf_err seek_writer_append(sf_seek_writer *writer, const unsigned char *da
 	return code;
 }
 
+/* ---- dictionary ---------------------------------------------------- */
+
+#define SEEK_DICT_SAMPLE_PIECE (16u * 1024u)
+
+/* Ends of the frames the held content will become: cut at every
+   end_frame offset and every frame_bytes, exactly as the append path
+   cuts them. *out is malloc'd. */
+static size_t *seek_held_frames(const sf_seek_writer *writer, size_t *count)
+{
+	size_t capacity = writer->held_len / writer->options.frame_bytes +
+			  writer->cut_count + 2;
+	size_t *ends = malloc(capacity * sizeof(*ends));
+	size_t start = 0, n = 0, cut = 0;
+
+	if (!ends)
+		return NULL;
+	while (start < writer->held_len) {
+		size_t end = start + writer->options.frame_bytes;
+
+		while (cut < writer->cut_count && writer->cuts[cut] <= start)
+			cut++;
+		if (cut < writer->cut_count && writer->cuts[cut] < end)
+			end = writer->cuts[cut];
+		if (end > writer->held_len)
+			end = writer->held_len;
+		ends[n++] = end;
+		start = end;
+	}
+	*count = n;
+	return ends;
+}
+
+/* Size a frame of len bytes takes when compressed by cctx (or stored). */
+static size_t seek_probe_frame(ZSTD_CCtx *cctx, unsigned char *out, size_t capacity,
+			       const unsigned char *content, size_t len)
+{
+	size_t size = ZSTD_compress2(cctx, out, capacity, content, len);
+
+	if (ZSTD_isError(size) || size >= len)
+		return seek_raw_frame_bound(len);
+	return size;
+}
+
+/* Train a dictionary on the held content. Returns 0 when none came out. */
+static size_t seek_dict_train(sf_seek_writer *writer, const size_t *ends,
+			      size_t frame_count)
+{
+	size_t capacity = writer->held_len / 100, pieces = 0, start = 0, size;
+	size_t *sizes;
+
+	if (capacity < SF_SEEK_DICT_MIN_BYTES)
+		capacity = SF_SEEK_DICT_MIN_BYTES;
+	if (capacity > SF_SEEK_DICT_MAX_BYTES)
+		capacity = SF_SEEK_DICT_MAX_BYTES;
+	sizes = malloc((writer->held_len / SEEK_DICT_SAMPLE_PIECE + frame_count + 1) *
+		       sizeof(*sizes));
+	writer->dict = malloc(capacity);
+	if (!sizes || !writer->dict) {
+		free(sizes);
+		return 0;
+	}
+	/* The trainer wants many samples: frames, split into pieces. */
+	for (size_t i = 0; i < frame_count; i++) {
+		while (start < ends[i]) {
+			size_t piece = ends[i] - start;
+
+			if (piece > SEEK_DICT_SAMPLE_PIECE)
+				piece = SEEK_DICT_SAMPLE_PIECE;
+			sizes[pieces++] = piece;
+			start += piece;
+		}
+	}
+	{
+		ZDICT_fastCover_params_t params;
+
+		memset(&params, 0, sizeof(params));
+		params.k = 200; /* zstd --train-fastcover's defaults */
+		params.d = 8;
+		params.f = 20;
+		params.steps = 0;
+		params.accel = 1;
+		params.splitPoint = 1.0;
+		params.zParams.compressionLevel = writer->options.level;
+		size = ZDICT_trainFromBuffer_fastCover(writer->dict, capacity, writer->held,
+						       sizes, (unsigned)pieces, params);
+	}
+	free(sizes);
+	if (ZDICT_isError(size) || ZDICT_getDictID(writer->dict, size) == 0)
+		return 0;
+	return size;
+}
+
+/* Compress a spread of the held frames with and without the dictionary. */
+static sf_err seek_dict_probe(sf_seek_writer *writer, const size_t *ends,
+			      size_t frame_count)
+{
+	sf_seek_dict_info *info = &writer->dict_info;
+	ZSTD_CCtx *plain = seek_cctx_create(&writer->options);
+	ZSTD_CCtx *with = seek_cctx_create(&writer->options);
+	unsigned char *out = malloc(writer->output_capacity);
+	size_t stride = writer->held_len / SF_SEEK_DICT_PROBE_BYTES + 1, start = 0;
+	sf_err code = SF_OK;
+
+	if (!plain || !with || !out ||
+	    ZSTD_isError(ZSTD_CCtx_loadDictionary(with, writer->dict, info->dict_bytes))) {
+		code = sf_error_set(&writer->failure, SF_ERR_NOMEM,
+				    "'%s': out of memory to measure a dictionary",
+				    writer->path);
+		goto out;
+	}
+	for (size_t i = 0; i < frame_count; i++) {
+		size_t len = ends[i] - start;
+
+		if (i % stride == 0) {
+			info->probe_bytes += len;
+			info->probe_plain += seek_probe_frame(plain, out, writer->output_capacity,
+							      writer->held + start, len);
+			info->probe_dict += seek_probe_frame(with, out, writer->output_capacity,
+							     writer->held + start, len);
+		}
+		start = ends[i];
+	}
+out:
+	free(out);
+	ZSTD_freeCCtx(with);
+	ZSTD_freeCCtx(plain);
+	return code;
+}
+
+/* Train, measure and decide; on use, load the dictionary into every
+   worker's context (no job has run yet, so no worker touches them). */
+static sf_err seek_dict_decide(sf_seek_writer *writer)
+{
+	sf_seek_dict_info *info = &writer->dict_info;
+	size_t frame_count = 0;
+	size_t *ends;
+	double saving;
+	sf_err code = SF_OK;
+
+	info->held_bytes = writer->held_len;
+	if (writer->held_len < 4 * SF_SEEK_DICT_MIN_BYTES) {
+		info->reason = "too little content to train a dictionary";
+		return SF_OK;
+	}
+	ends = seek_held_frames(writer, &frame_count);
+	if (!ends)
+		return sf_error_set(&writer->failure, SF_ERR_NOMEM,
+				    "'%s': out of memory to train a dictionary",
+				    writer->path);
+	info->dict_bytes = seek_dict_train(writer, ends, frame_count);
+	if (info->dict_bytes == 0) {
+		info->reason = "no dictionary could be trained on this content";
+		goto out;
+	}
+	info->dict_id = ZDICT_getDictID(writer->dict, info->dict_bytes);
+	code = seek_dict_probe(writer, ends, frame_count);
+	if (code != SF_OK)
+		goto out;
+	saving = ((double)info->probe_plain - (double)info->probe_dict) *
+		 (double)writer->held_len / (double)info->probe_bytes;
+	if (writer->options.dictionary == SF_SEEK_DICT_ALWAYS) {
+		info->used = 1;
+		info->reason = "requested (always)";
+	} else if (saving * 100.0 > (double)SF_SEEK_DICT_MARGIN_PERCENT *
+					    (double)info->dict_bytes) {
+		info->used = 1;
+		info->reason = "saving exceeds 1.5 times the dictionary's size";
+	} else {
+		info->reason = "saving below 1.5 times the dictionary's size";
+	}
+	for (int i = 0; info->used && i < writer->options.threads; i++) {
+		if (ZSTD_isError(ZSTD_CCtx_loadDictionary(writer->workers[i].cctx,
+							  writer->dict,
+							  info->dict_bytes))) {
+			code = sf_error_set(&writer->failure, SF_ERR_NOMEM,
+					    "'%s': cannot load a %zu-byte dictionary",
+					    writer->path, info->dict_bytes);
+			break;
+		}
+	}
+out:
+	free(ends);
+	return code;
+}
+
+/* Keep content back for training; stop holding once the sample is full. */
+static sf_err seek_writer_hold(sf_seek_writer *writer, const unsigned char **data,
+			       size_t *len)
+{
+	size_t take = SF_SEEK_DICT_SAMPLE_BYTES - writer->held_len;
+
+	if (take > *len)
+		take = *len;
+	if (writer->held_len + take > writer->held_capacity) {
+		size_t capacity = writer->held_capacity ? writer->held_capacity : 256u * 1024u;
+		unsigned char *grown;
+
+		while (capacity < writer->held_len + take)
+			capacity *= 2;
+		if (capacity > SF_SEEK_DICT_SAMPLE_BYTES)
+			capacity = SF_SEEK_DICT_SAMPLE_BYTES;
+		grown = realloc(writer->held, capacity);
+		if (!grown)
+			return sf_error_set(&writer->failure, SF_ERR_NOMEM,
+					    "'%s': out of memory for a dictionary sample",
+					    writer->path);
+		writer->held = grown;
+		writer->held_capacity = capacity;
+	}
+	memcpy(writer->held + writer->held_len, *data, take);
+	writer->held_len += take;
+	writer->content_bytes += take;
+	*data += take;
+	*len -= take;
+	return SF_OK;
+}
+
+static sf_err seek_writer_hold_cut(sf_seek_writer *writer)
+{
+	if (writer->held_len == 0 ||
+	    (writer->cut_count > 0 && writer->cuts[writer->cut_count - 1] == writer->held_len))
+		return SF_OK;
+	if (writer->cut_count == writer->cut_capacity) {
+		size_t capacity = writer->cut_capacity ? 2 * writer->cut_capacity : 256;
+		size_t *grown = realloc(writer->cuts, capacity * sizeof(*grown));
+
+		if (!grown)
+			return sf_error_set(&writer->failure, SF_ERR_NOMEM,
+					    "'%s': out of memory for a dictionary sample",
+					    writer->path);
+		writer->cuts = grown;
+		writer->cut_capacity = capacity;
+	}
+	writer->cuts[writer->cut_count++] = writer->held_len;
+	return SF_OK;
+}
+
+/* Decide the dictionary, then send the held content down the normal path,
+   cut where it would have been cut without holding. */
+static sf_err seek_writer_release(sf_seek_writer *writer)
+{
+	size_t start = 0;
+	sf_err code;
+
+	writer->holding = 0;
+	code = seek_dict_decide(writer);
+	writer->content_bytes -= writer->held_len;
+	for (size_t i = 0; code == SF_OK && i < writer->cut_count; i++) {
+		code = seek_writer_append(writer, writer->held + start,
+					  writer->cuts[i] - start);
+		if (code == SF_OK)
+			code = seek_writer_submit(writer);
+		start = writer->cuts[i];
+	}
+	if (code == SF_OK)
+		code = seek_writer_append(writer, writer->held + start,
+					  writer->held_len - start);
+	free(writer->held);
+	free(writer->cuts);
+	writer->held = NULL;
+	writer->cuts = NULL;
+	writer->held_len = writer->held_capacity = 0;
+	writer->cut_count = writer->cut_capacity = 0;
+	return code;
+}
+
 /* Refuse calls after a failure or after finish, repeating the first error. */
 static sf_err seek_writer_usable(sf_seek_writer *writer)
 {
@@ -471,6 +752,11 @@ sf_err sf_seek_writer_create(sf_seek_writer **out, int fd, const char *path,
 		return sf_error_set(err, SF_ERR_INVALID,
 				    "'%s': zstd level %d outside %d..%d", path,
 				    options->level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+	if (options->dictionary < SF_SEEK_DICT_NEVER ||
+	    options->dictionary > SF_SEEK_DICT_ALWAYS)
+		return sf_error_set(err, SF_ERR_INVALID,
+				    "'%s': dictionary mode %d, expected 0..2", path,
+				    options->dictionary);
 
 	writer = calloc(1, sizeof(*writer));
 	if (!writer)
@@ -509,6 +795,8 @@ sf_err sf_seek_writer_create(sf_seek_writer **out, int fd, const char *path,
 	pthread_cond_init(&writer->work_cond, NULL);
 	pthread_cond_init(&writer->done_cond, NULL);
 	writer->sync_ready = 1;
+	writer->holding = options->dictionary != SF_SEEK_DICT_NEVER;
+	writer->dict_info.reason = "not requested";
 
 	if (threads > 1) {
 		for (int i = 0; i < threads; i++) {
@@ -537,7 +825,12 @@ sf_err sf_seek_writer_write(sf_seek_writer *writer, const void *data, size_t len
 {
 	sf_err code = seek_writer_usable(writer);
 
-	if (code == SF_OK)
+	if (code == SF_OK && writer->holding) {
+		code = seek_writer_hold(writer, (const unsigned char **)&data, &len);
+		if (code == SF_OK && writer->held_len == SF_SEEK_DICT_SAMPLE_BYTES)
+			code = seek_writer_release(writer);
+	}
+	if (code == SF_OK && len > 0)
 		code = seek_writer_append(writer, data, len);
 	return seek_writer_report(writer, code, err);
 }
@@ -547,7 +840,8 @@ sf_err sf_seek_writer_end_frame(sf_seek_writer *writer, sf_error *err)
 	sf_err code = seek_writer_usable(writer);
 
 	if (code == SF_OK)
-		code = seek_writer_submit(writer);
+		code = writer->holding ? seek_writer_hold_cut(writer)
+				       : seek_writer_submit(writer);
 	return seek_writer_report(writer, code, err);
 }
 
@@ -566,7 +860,10 @@ sf_err sf_seek_writer_finish(sf_seek_writer *writer, uint64_t *compressed_bytes,
 
 	if (code != SF_OK)
 		goto out;
-	code = seek_writer_submit(writer);
+	if (writer->holding)
+		code = seek_writer_release(writer);
+	if (code == SF_OK)
+		code = seek_writer_submit(writer);
 	while (code == SF_OK && writer->used > 0)
 		code = seek_writer_flush_head(writer);
 	if (code != SF_OK)
@@ -613,10 +910,23 @@ out:
 	return seek_writer_report(writer, code, err);
 }
 
+void sf_seek_writer_dictionary(const sf_seek_writer *writer, sf_seek_dict_info *info,
+			       const void **dict, size_t *dict_len)
+{
+	*info = writer->dict_info;
+	if (dict)
+		*dict = info->used ? writer->dict : NULL;
+	if (dict_len)
+		*dict_len = info->used ? info->dict_bytes : 0;
+}
+
 void sf_seek_writer_free(sf_seek_writer *writer)
 {
 	if (!writer)
 		return;
+	free(writer->held);
+	free(writer->cuts);
+	free(writer->dict);
 	if (writer->sync_ready) {
 		pthread_mutex_lock(&writer->lock);
 		writer->stop = 1;
@@ -822,6 +1132,8 @@ struct sf_seek_reader {
 	sf_seek_frame *frames;
 	uint32_t frame_count;
 	uint64_t content_size;
+	ZSTD_DDict *ddict;        /* the shard's dictionary, or NULL */
+	uint32_t dict_id;
 };
 
 sf_err sf_seek_reader_open(sf_seek_reader **out, int fd, const char *path,
@@ -909,6 +1221,29 @@ fail:
 	free(table);
 	sf_seek_reader_free(reader);
 	return code;
+}
+
+sf_err sf_seek_reader_set_dictionary(sf_seek_reader *reader, const void *dict,
+				     size_t len, const char *name, sf_error *err)
+{
+	uint32_t id = ZSTD_getDictID_fromDict(dict, len);
+
+	if (!name)
+		name = "(unnamed)";
+	if (reader->ddict)
+		return sf_error_set(err, SF_ERR_INVALID,
+				    "'%s': the shard already has a dictionary", reader->path);
+	if (id == 0)
+		return sf_error_set(err, SF_ERR_CORRUPT,
+				    "'%s': not a zstd dictionary (%zu bytes), expected one "
+				    "for shard '%s'", name, len, reader->path);
+	reader->ddict = ZSTD_createDDict(dict, len);
+	if (!reader->ddict)
+		return sf_error_set(err, SF_ERR_CORRUPT,
+				    "'%s': zstd cannot load this %zu-byte dictionary "
+				    "(ID %" PRIu32 ")", name, len, id);
+	reader->dict_id = id;
+	return SF_OK;
 }
 
 uint32_t sf_seek_reader_frame_count(const sf_seek_reader *reader)
@@ -1074,12 +1409,18 @@ sf_err sf_seek_reader_read_frame(const sf_seek_reader *reader, uint32_t index,
 				    "'%s': frame %" PRIu32 " (byte %" PRIu64
 				    "): zstd frame without content checksum, expected "
 				    "one", reader->path, index, frame->compressed_offset);
-	if (header.dictID != 0)
+	if (header.dictID != 0 && !reader->ddict)
 		return sf_error_set(err, SF_ERR_CORRUPT,
 				    "'%s': frame %" PRIu32 " (byte %" PRIu64
 				    "): zstd frame needs dictionary %u, expected none",
 				    reader->path, index, frame->compressed_offset,
 				    header.dictID);
+	if (header.dictID != 0 && header.dictID != reader->dict_id)
+		return sf_error_set(err, SF_ERR_CORRUPT,
+				    "'%s': frame %" PRIu32 " (byte %" PRIu64
+				    "): zstd frame needs dictionary %u, the shard's is %"
+				    PRIu32, reader->path, index, frame->compressed_offset,
+				    header.dictID, reader->dict_id);
 	if (header.frameContentSize != frame->decompressed_size)
 		return sf_error_set(err, SF_ERR_CORRUPT,
 				    "'%s': frame %" PRIu32 " (byte %" PRIu64
@@ -1108,8 +1449,12 @@ sf_err sf_seek_reader_read_frame(const sf_seek_reader *reader, uint32_t index,
 				    "found one of %zu", reader->path, index,
 				    frame->compressed_offset, frame->compressed_size, size);
 
-	size = ZSTD_decompressDCtx(state->dctx, dst, frame->decompressed_size, src,
-				   frame->compressed_size);
+	size = reader->ddict
+		       ? ZSTD_decompress_usingDDict(state->dctx, dst,
+						    frame->decompressed_size, src,
+						    frame->compressed_size, reader->ddict)
+		       : ZSTD_decompressDCtx(state->dctx, dst, frame->decompressed_size,
+					     src, frame->compressed_size);
 	/* zstd has already restored the whole content when only its checksum
 	   disagrees, so the message can show both values. */
 	if (ZSTD_isError(size) && ZSTD_getErrorCode(size) == ZSTD_error_checksum_wrong)
@@ -1150,6 +1495,7 @@ void sf_seek_reader_free(sf_seek_reader *reader)
 {
 	if (!reader)
 		return;
+	ZSTD_freeDDict(reader->ddict);
 	free(reader->frames);
 	free(reader->path);
 	free(reader);

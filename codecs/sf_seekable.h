@@ -43,12 +43,48 @@
 
 typedef struct sf_seek_writer sf_seek_writer;
 
+/*
+ * Dictionary modes. With AUTO or ALWAYS the writer holds back the first
+ * SF_SEEK_DICT_SAMPLE_BYTES of content (or all of a smaller shard), trains
+ * a zstd dictionary of 16..112 KiB on it (about 1/100 of the sample), and
+ * compresses a spread of up to SF_SEEK_DICT_PROBE_BYTES of those frames
+ * with and without it. ALWAYS uses any dictionary it could train; AUTO
+ * uses it only when the saving measured on the held content exceeds
+ * SF_SEEK_DICT_MARGIN_PERCENT % of the dictionary's own size. Every frame of the
+ * shard is then compressed with the dictionary (stored frames excepted).
+ * Memory stays bounded by the sample whatever the shard's size.
+ */
+enum sf_seek_dictionary {
+	SF_SEEK_DICT_NEVER = 0,
+	SF_SEEK_DICT_AUTO,
+	SF_SEEK_DICT_ALWAYS
+};
+
+#define SF_SEEK_DICT_SAMPLE_BYTES (8u * 1024u * 1024u)
+#define SF_SEEK_DICT_PROBE_BYTES (1024u * 1024u)
+#define SF_SEEK_DICT_MIN_BYTES (16u * 1024u)
+#define SF_SEEK_DICT_MAX_BYTES (112u * 1024u)
+#define SF_SEEK_DICT_MARGIN_PERCENT 150
+
 typedef struct sf_seek_writer_options {
 	int level;            /* zstd level, 1..22 (negative fast levels allowed) */
 	size_t frame_bytes;   /* decompressed bytes per frame, 4 KiB..16 MiB */
 	int threads;          /* compression workers, >= 1 */
 	int long_distance;    /* nonzero: enable zstd long-distance matching */
+	int dictionary;       /* enum sf_seek_dictionary; 0 (NEVER) by default */
 } sf_seek_writer_options;
+
+/* What the writer decided about a dictionary, and the figures it measured. */
+typedef struct sf_seek_dict_info {
+	int used;              /* frames reference the dictionary */
+	const char *reason;    /* static text: why it is (not) used */
+	size_t dict_bytes;     /* size of the trained dictionary (0: none) */
+	uint32_t dict_id;      /* its zstd dictionary ID */
+	uint64_t held_bytes;   /* content it was trained on */
+	uint64_t probe_bytes;  /* content compressed both ways */
+	uint64_t probe_plain;  /* compressed size of the probe without it */
+	uint64_t probe_dict;   /* compressed size of the probe with it */
+} sf_seek_dict_info;
 
 /*
  * Start a shard on fd, which must be open for writing and positioned at
@@ -76,6 +112,15 @@ uint64_t sf_seek_writer_offset(const sf_seek_writer *writer);
 sf_err sf_seek_writer_finish(sf_seek_writer *writer, uint64_t *compressed_bytes,
 			     uint32_t *frame_count, sf_error *err);
 
+/*
+ * After sf_seek_writer_finish(): the dictionary decision. When info->used,
+ * *dict and *dict_len (either may be NULL) give the dictionary's bytes,
+ * owned by the writer until sf_seek_writer_free(); the caller stores them
+ * beside the shard, since frames cannot be read without them.
+ */
+void sf_seek_writer_dictionary(const sf_seek_writer *writer, sf_seek_dict_info *info,
+			       const void **dict, size_t *dict_len);
+
 /* Stop workers and free; safe on NULL and on an unfinished writer. */
 void sf_seek_writer_free(sf_seek_writer *writer);
 
@@ -98,6 +143,15 @@ typedef struct sf_seek_frame {
  */
 sf_err sf_seek_reader_open(sf_seek_reader **out, int fd, const char *path,
 			   sf_error *err);
+
+/*
+ * Give the reader the shard's dictionary (copied into a ZSTD_DDict shared
+ * by all threads). Call once, before any read. Fails with SF_ERR_CORRUPT
+ * when dict is not a zstd dictionary; name is used in that message.
+ * Frames that name a dictionary ID other than this one's are refused.
+ */
+sf_err sf_seek_reader_set_dictionary(sf_seek_reader *reader, const void *dict,
+				     size_t len, const char *name, sf_error *err);
 
 uint32_t sf_seek_reader_frame_count(const sf_seek_reader *reader);
 uint64_t sf_seek_reader_content_size(const sf_seek_reader *reader);

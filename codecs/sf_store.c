@@ -32,6 +32,8 @@ typedef struct shard {
 	uint64_t compressed_bytes;
 	uint32_t frames;
 	int fd;
+	char *dict_file;          /* the shard's zstd dictionary, or NULL */
+	uint64_t dict_xxh64;
 	sf_seek_reader *reader;
 	int opened;               /* open attempted (reader or error below) */
 	sf_error open_error;
@@ -191,6 +193,7 @@ static sf_err parse_shards(sf_store *store, json_t *list, sf_error *err)
 		const char *file = get_string(item, "file");
 		const char *kind = get_string(item, "kind");
 		const char *label = get_string(item, "label");
+		const char *dict;
 		uint64_t frames = 0;
 
 		s->fd = -1;
@@ -202,6 +205,18 @@ static sf_err parse_shards(sf_store *store, json_t *list, sf_error *err)
 					    "'%s/%s': shard %zu: expected file, kind, content_bytes, compressed_bytes and frames",
 					    store->path, SF_STORE_ROOT_FILE, i);
 		s->frames = (uint32_t)frames;
+		dict = get_string(json_object_get(item, "dictionary"), "file");
+		if (dict) {
+			const char *hash = get_string(json_object_get(item, "dictionary"), "xxh64");
+
+			if (!safe_relative_path(dict) || !hash || !sf_parse_hex64(hash, &s->dict_xxh64))
+				return sf_error_set(err, SF_ERR_CORRUPT,
+						    "'%s/%s': shard %zu: dictionary needs a relative \"file\" "
+						    "and an \"xxh64\"", store->path, SF_STORE_ROOT_FILE, i);
+			s->dict_file = sf_strdup(dict);
+			if (!s->dict_file)
+				return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		}
 		s->file = sf_strdup(file);
 		s->kind = sf_strdup(kind);
 		s->label = sf_strdup(label ? label : "");
@@ -383,6 +398,7 @@ void sf_store_free(sf_store *store)
 		if (store->shards[i].fd >= 0)
 			close(store->shards[i].fd);
 		free(store->shards[i].file);
+		free(store->shards[i].dict_file);
 		free(store->shards[i].kind);
 		free(store->shards[i].label);
 	}
@@ -1444,6 +1460,40 @@ void sf_store_node_path(const sf_node *node, char *buf, size_t size)
 
 /* ---- shards and reads -------------------------------------------------- */
 
+/* Give a shard's reader its dictionary, checked against store.json. On
+   failure the reader is freed and the error kept for every later read. */
+static sf_err shard_load_dictionary(sf_store *store, shard *s, const char *shard_path)
+{
+	char *full = sf_path_join(store->path, s->dict_file);
+	char *dict = NULL;
+	size_t len = 0;
+	sf_err rc;
+
+	if (!full) {
+		rc = sf_error_set(&s->open_error, SF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = read_whole_file(full, full, SF_SEEK_MAX_FRAME_BYTES, &dict, &len, &s->open_error);
+	if (rc == SF_ERR_NOTFOUND)
+		rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
+				  "'%s': dictionary missing (shard '%s' cannot be read without it)",
+				  full, shard_path);
+	else if (rc == SF_OK && sf_xxh64(dict, len, 0) != s->dict_xxh64)
+		rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
+				  "'%s': checksum mismatch (dictionary damaged; shard '%s' cannot be read)",
+				  full, shard_path);
+	else if (rc == SF_OK)
+		rc = sf_seek_reader_set_dictionary(s->reader, dict, len, full, &s->open_error);
+out:
+	if (rc != SF_OK) {
+		sf_seek_reader_free(s->reader);
+		s->reader = NULL;
+	}
+	free(dict);
+	free(full);
+	return rc;
+}
+
 static sf_err shard_reader(sf_store *store, uint32_t id, sf_seek_reader **out, sf_error *err)
 {
 	shard *s = &store->shards[id];
@@ -1473,6 +1523,8 @@ static sf_err shard_reader(sf_store *store, uint32_t id, sf_seek_reader **out, s
 					: sf_error_io(&s->open_error, errno, "'%s': cannot open shard", full);
 			else
 				rc = sf_seek_reader_open(&s->reader, s->fd, full, &s->open_error);
+			if (rc == SF_OK && s->dict_file)
+				rc = shard_load_dictionary(store, s, full);
 			if (rc == SF_OK &&
 			    (sf_seek_reader_content_size(s->reader) != s->content_bytes ||
 			     sf_seek_reader_frame_count(s->reader) != s->frames)) {

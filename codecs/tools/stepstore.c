@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "sf_format.h"
 #include "sf_pack.h"
+#include "sf_seekable.h"
 #include "sf_store.h"
 #include "sf_unpack.h"
 
@@ -47,6 +48,8 @@ static void usage(FILE *out)
 	      "      --frame-size SIZE      content bytes per frame, e.g. 256K (default), 1M\n"
 	      "      --threads N            compression threads (default: all cores)\n"
 	      "      --long                 zstd long-distance matching\n"
+	      "      --dictionary MODE      auto (default), always, never: a trained zstd\n"
+	      "                             dictionary per shard (pays with small frames)\n"
 	      "      --layout NAME          auto (default), current, per-batch, per-step,\n"
 	      "                             monolithic, split, plain\n"
 	      "      --max-depth N          JSON nesting limit (default 1024)\n"
@@ -218,6 +221,19 @@ static int cmd_pack(int argc, char **argv)
 			remove_source = 1;
 		} else if (strcmp(a, "--long") == 0) {
 			options.long_distance = 1;
+		} else if (strcmp(a, "--dictionary") == 0 && i + 1 < argc) {
+			const char *mode = argv[++i];
+
+			if (strcmp(mode, "auto") == 0)
+				options.dictionary = SF_SEEK_DICT_AUTO;
+			else if (strcmp(mode, "always") == 0)
+				options.dictionary = SF_SEEK_DICT_ALWAYS;
+			else if (strcmp(mode, "never") == 0)
+				options.dictionary = SF_SEEK_DICT_NEVER;
+			else {
+				fprintf(stderr, "stepstore: --dictionary: '%s' is not auto, always or never\n", mode);
+				return EXIT_USAGE;
+			}
 		} else if (strcmp(a, "--level") == 0 && i + 1 < argc) {
 			if (!parse_int(argv[++i], -131072, 22, &options.level)) {
 				fprintf(stderr, "stepstore: --level: '%s' is not a zstd level\n", argv[i]);
@@ -367,10 +383,41 @@ static const char *jstr(json_t *object, const char *key)
 	return s ? s : "-";
 }
 
+/* One line per shard: sizes and whether its frames use a dictionary,
+   with the figures pack measured when it decided. */
+static void print_shards(json_t *shards)
+{
+	json_t *shard;
+	size_t i;
+
+	printf("\n  %-18s %-6s %12s %12s %8s  %s\n", "shard", "kind", "content MiB", "stored MiB",
+	       "frames", "dictionary");
+	json_array_foreach(shards, i, shard) {
+		json_t *dict = json_object_get(shard, "dictionary");
+		char what[160];
+
+		if (!dict)
+			snprintf(what, sizeof(what), "-");
+		else if (json_is_true(json_object_get(dict, "used")))
+			snprintf(what, sizeof(what), "yes: %.1f KiB, net saving about %.1f KiB (%s)",
+				 (double)jint(dict, "bytes") / 1024.0,
+				 (double)jint(dict, "estimated_saved_bytes") / 1024.0, jstr(dict, "file"));
+		else if (jint(dict, "bytes") > 0)
+			snprintf(what, sizeof(what), "no: %s (%.1f KiB trained, net saving about %.1f KiB)",
+				 jstr(dict, "reason"), (double)jint(dict, "bytes") / 1024.0,
+				 (double)jint(dict, "estimated_saved_bytes") / 1024.0);
+		else
+			snprintf(what, sizeof(what), "no: %s", jstr(dict, "reason"));
+		printf("  %-18s %-6s %12.2f %12.2f %8" JSON_INTEGER_FORMAT "  %s\n", jstr(shard, "file"),
+		       jstr(shard, "kind"), mib(jint(shard, "content_bytes")), mib(jint(shard, "compressed_bytes")),
+		       jint(shard, "frames"), what);
+	}
+}
+
 static int cmd_info(int argc, char **argv)
 {
 	sf_store *store;
-	json_t *doc, *out, *executions, *x, *step, *compression;
+	json_t *doc, *out, *executions, *x, *step, *compression, *shard_list;
 	const char *path = NULL;
 	int as_json = 0, rc, i;
 	uint32_t s;
@@ -396,15 +443,19 @@ static int cmd_info(int argc, char **argv)
 		return rc;
 	doc = sf_store_document(store);
 	for (s = 0; s < sf_store_shard_count(store); s++) {
+		json_t *dict = json_object_get(json_array_get(json_object_get(doc, "shards"), s), "dictionary");
 		sf_shard_info shard;
 
 		sf_store_shard_info(store, s, &shard);
 		stored += (json_int_t)shard.compressed_bytes;
+		if (json_is_true(json_object_get(dict, "used")))
+			stored += jint(dict, "bytes"); /* a dictionary is part of what its shard costs */
 		content += (json_int_t)shard.content_bytes;
 	}
 	executions = json_object_get(doc, "executions");
+	shard_list = json_object_get(doc, "shards");
 	if (as_json) {
-		out = json_pack("{s:s,s:O,s:O,s:O,s:O,s:O,s:{s:I,s:I,s:i},s:O}", "store", path,
+		out = json_pack("{s:s,s:O,s:O,s:O,s:O,s:O,s:{s:I,s:I,s:i},s:O,s:O}", "store", path,
 				"format_version", json_object_get(doc, "format_version"),
 				"writer", json_object_get(doc, "writer"),
 				"layout", json_object_get(doc, "layout"),
@@ -412,7 +463,8 @@ static int cmd_info(int argc, char **argv)
 				"source", json_object_get(doc, "source"),
 				"stored", "content_bytes", content, "compressed_bytes", stored,
 				"shards", (int)sf_store_shard_count(store),
-				"executions", executions ? executions : json_array());
+				"executions", executions ? executions : json_array(),
+				"shards", shard_list ? shard_list : json_array());
 		if (out) {
 			json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 			fputc('\n', stdout);
@@ -428,9 +480,11 @@ static int cmd_info(int argc, char **argv)
 	       json_integer_value(json_array_get(json_object_get(doc, "format_version"), 1)),
 	       jstr(doc, "writer"), jstr(doc, "created"));
 	printf("layout:       %s\n", jstr(doc, "layout"));
-	printf("compression:  %s level %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT " KiB frames%s\n",
+	printf("compression:  %s level %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT " KiB frames%s%s%s\n",
 	       jstr(compression, "codec"), jint(compression, "level"), jint(compression, "frame_bytes") / 1024,
-	       json_is_true(json_object_get(compression, "long_distance")) ? ", long-distance matching" : "");
+	       json_is_true(json_object_get(compression, "long_distance")) ? ", long-distance matching" : "",
+	       json_object_get(compression, "dictionary") ? ", dictionaries " : "",
+	       json_object_get(compression, "dictionary") ? jstr(compression, "dictionary") : "");
 	{
 		json_t *src = json_object_get(doc, "source");
 
@@ -441,6 +495,7 @@ static int cmd_info(int argc, char **argv)
 		       mib(stored), sf_store_shard_count(store), mib(content),
 		       jint(src, "bytes") ? 100.0 * (double)stored / (double)jint(src, "bytes") : 0.0);
 	}
+	print_shards(shard_list);
 	json_array_foreach(executions, xi, x) {
 		json_t *steps = json_object_get(x, "steps");
 

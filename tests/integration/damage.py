@@ -79,7 +79,7 @@ def flips(store_path, stepstore, count, seed, tables_only=False):
                                stderr=subprocess.PIPE, timeout=120)
             if r.returncode == 0:
                 # Not noticed: only acceptable when nothing changed.
-                z = subprocess.run(["zstd", "-q", "-d", "-c", target], stdout=subprocess.PIPE,
+                z = subprocess.run(["zstd", "-q", "-d", "-c"] + store.zstd_args(shard) + [target], stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL)
                 where = "frame %d" % frame if frame is not None else "seek table"
                 if z.returncode == 0 and z.stdout == store.content(shard):

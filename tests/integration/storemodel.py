@@ -140,6 +140,11 @@ class Store:
     def shard_path(self, shard):
         return os.path.join(self.path, self.shards[shard])
 
+    def zstd_args(self, shard):
+        """zstd options to decode a shard: -D its dictionary when it has one."""
+        dictionary = self.doc["shards"][shard].get("dictionary", {}).get("file")
+        return ["-D", os.path.join(self.path, dictionary)] if dictionary else []
+
     def layout(self, shard):
         if shard not in self._layout:
             self._layout[shard] = seek_layout(self.shard_path(shard))
@@ -149,7 +154,7 @@ class Store:
         """A shard's whole decompressed content (zstd checks every frame)."""
         if shard not in self._content:
             self._content[shard] = subprocess.run(
-                ["zstd", "-q", "-d", "-c", self.shard_path(shard)],
+                ["zstd", "-q", "-d", "-c"] + self.zstd_args(shard) + [self.shard_path(shard)],
                 check=True, stdout=subprocess.PIPE).stdout
         return self._content[shard]
 

@@ -29,9 +29,11 @@ for dirpath, dirnames, filenames in os.walk(a):
         if os.path.islink(pa) and os.readlink(pa) != os.readlink(pb):
             sys.exit("%s: symlink target differs" % pb)
 PY
-	local bad=0 shard
+	local bad=0 shard dict
 	for shard in "$store"/shards/*.zst; do
-		zstd -q -t "$shard" || { echo "# zstd -t failed on $shard"; bad=1; }
+		dict=()
+		[ -e "${shard%.zst}.dict" ] && dict=(-D "${shard%.zst}.dict")
+		zstd -q -t "${dict[@]}" "$shard" || { echo "# zstd -t failed on $shard"; bad=1; }
 	done
 	if [ $bad -eq 0 ]; then ok "$label: every shard passes zstd -t"; else not_ok "$label: every shard passes zstd -t"; fi
 	check "$label: verify passes" "$STEPSTORE" verify "$store"

@@ -134,7 +134,11 @@ def nomark(store, words):
     found = 0
     shards = os.path.join(store, "shards")
     for name in sorted(os.listdir(shards)):
-        data = subprocess.run(["zstd", "-q", "-d", "-c", os.path.join(shards, name)],
+        if not name.endswith(".zst"):
+            continue
+        dictionary = os.path.join(shards, name[:-4] + ".dict")
+        extra = ["-D", dictionary] if os.path.exists(dictionary) else []
+        data = subprocess.run(["zstd", "-q", "-d", "-c"] + extra + [os.path.join(shards, name)],
                               check=True, stdout=subprocess.PIPE).stdout
         for word in words:
             if word.encode() in data:
