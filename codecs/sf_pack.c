@@ -2633,6 +2633,129 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 
 /* Step names in pipeline order: pipeline.yaml, else batch_manager.json's
    "steps", then any step the files held that neither listed. */
+/*
+ * The split layout has no per-step file: each step's own metadata is its
+ * object in manager_meta.json's "steps" list (the one whose "index" is N).
+ * Give step group N the byte range of that object, as segments over the
+ * stored manager_meta.json, so step_N/step.json serves those exact bytes.
+ * Objects without a plain integer "index" are skipped.
+ */
+static long find_group(const packer *p, const char *key);
+
+static sf_err split_step_json(packer *p, const execution *x, const src_entry *meta,
+			      const char *raw, size_t raw_len, sf_error *err)
+{
+	sf_jscan_options options = { 0 };
+	sf_jscan *scan = NULL;
+	sf_jtok tok;
+	sf_err rc;
+
+	options.allow_nan = 1;
+	rc = sf_jscan_open_mem(&scan, raw, raw_len, meta->path, &options, err);
+	if (rc == SF_OK)
+		rc = sf_jscan_next(scan, &tok, err);
+	if (rc != SF_OK || tok.type != SF_JTOK_OBJECT_BEGIN)
+		goto out;
+	while (rc == SF_OK && !sf_jscan_at_container_end(scan)) {
+		int is_steps;
+
+		rc = sf_jscan_next(scan, &tok, err);
+		if (rc != SF_OK || tok.type != SF_JTOK_KEY)
+			break;
+		is_steps = tok.text && strcmp(tok.text, "steps") == 0;
+		if (!is_steps) {
+			rc = sf_jscan_skip_value(scan, NULL, NULL, NULL, err);
+			continue;
+		}
+		rc = sf_jscan_next(scan, &tok, err);
+		if (rc != SF_OK || tok.type != SF_JTOK_ARRAY_BEGIN)
+			break;
+		while (rc == SF_OK && !sf_jscan_at_container_end(scan)) {
+			uint64_t start, end;
+			long long index = -1;
+
+			rc = sf_jscan_next(scan, &tok, err);
+			if (rc != SF_OK)
+				break;
+			if (tok.type != SF_JTOK_OBJECT_BEGIN) {
+				/* a scalar needs nothing more; a list is walked to its end */
+				int depth = tok.depth;
+
+				if (tok.type != SF_JTOK_ARRAY_BEGIN)
+					continue;
+				do
+					rc = sf_jscan_next(scan, &tok, err);
+				while (rc == SF_OK && !(tok.type == SF_JTOK_ARRAY_END && tok.depth == depth));
+				continue;
+			}
+			start = tok.start;
+			while (rc == SF_OK && !sf_jscan_at_container_end(scan)) {
+				int is_index;
+
+				rc = sf_jscan_next(scan, &tok, err);
+				if (rc != SF_OK)
+					break;
+				is_index = tok.text && strcmp(tok.text, "index") == 0;
+				if (!is_index) {
+					rc = sf_jscan_skip_value(scan, NULL, NULL, NULL, err);
+					continue;
+				}
+				rc = sf_jscan_next(scan, &tok, err);
+				if (rc == SF_OK && tok.type == SF_JTOK_NUMBER && tok.text &&
+				    strspn(tok.text, "0123456789") == tok.text_len && tok.text_len < 10)
+					index = atoll(tok.text);
+				else if (rc == SF_OK && (tok.type == SF_JTOK_OBJECT_BEGIN ||
+							 tok.type == SF_JTOK_ARRAY_BEGIN))
+					rc = sf_error_set(err, SF_ERR_FORMAT, "'%s': byte %" PRIu64
+							  ": expected a step index number", meta->path, tok.start);
+			}
+			if (rc == SF_OK)
+				rc = sf_jscan_next(scan, &tok, err); /* the object's '}' */
+			if (rc != SF_OK)
+				break;
+			end = tok.end;
+			if (index >= 0) {
+				char *key = split_group_key(x, (unsigned long)index);
+				long g = key ? find_group(p, key) : -1;
+				step_group *group = g >= 0 ? &p->groups[g] : NULL;
+				uint64_t at = 0;
+				size_t i;
+
+				free(key);
+				if (!group || group->has_step_json)
+					continue;
+				free(group->step_json.items);
+				memset(&group->step_json, 0, sizeof(group->step_json));
+				for (i = 0; i < meta->segs.count; i++) {
+					const sf_segment *seg = &meta->segs.items[i];
+					uint64_t from = start > at ? start - at : 0;
+					uint64_t to = end - at < seg->length ? end - at : seg->length;
+
+					if (end > at && start < at + seg->length && from < to &&
+					    !seg_push(&group->step_json, seg->shard, seg->shard_offset + from,
+						      to - from, seg->subst)) {
+						rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+						break;
+					}
+					at += seg->length;
+				}
+				group->has_step_json = 1;
+				group->step_json_mtime_sec = meta->mtime_sec;
+				group->step_json_mtime_nsec = meta->mtime_nsec;
+			}
+		}
+		break;
+	}
+out:
+	sf_jscan_free(scan);
+	/* The step list is informative: a manager_meta.json the names could not
+	   be read from has already been dealt with; here it only means no
+	   step.json. */
+	if (rc != SF_OK && rc != SF_ERR_NOMEM)
+		rc = SF_OK;
+	return rc;
+}
+
 static sf_err step_names(packer *p, const path_map *map, const execution *x, char ***names_out,
 			 size_t *count_out, sf_error *err)
 {
@@ -2650,11 +2773,18 @@ static sf_err step_names(packer *p, const path_map *map, const execution *x, cha
 		size_t raw_len = 0, max_index = 0;
 		char *raw = meta_rel ? read_json_text(p, meta_rel, 64u << 20, &raw_len, NULL) : NULL;
 		json_t *doc = raw ? json_loadb(raw, raw_len, 0, NULL) : NULL, *step;
+		src_entry *meta = meta_rel ? path_map_find(p, map, meta_rel) : NULL;
 		size_t si;
 
+		rc = raw && meta ? split_step_json(p, x, meta, raw, raw_len, err) : SF_OK;
 		free(yaml_rel);
 		free(meta_rel);
 		free(raw);
+		if (rc != SF_OK) {
+			if (doc)
+				json_decref(doc);
+			return rc;
+		}
 		for (g = 0; g < p->group_count; g++) {
 			size_t prefix = strlen(x->dir);
 

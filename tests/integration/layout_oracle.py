@@ -189,6 +189,17 @@ def check(cache, mount):
                 if canon(g) != canon(w):
                     sys.exit("%s: row %d differs" % (step_dir, i))
             checked_rows += len(got_rows)
+            if layout == "split":
+                # step.json: the exact bytes of this step's object in manager_meta.json
+                with open(os.path.join(exec_dir, "manager_meta.json"), "rb") as f:
+                    source_meta = f.read()
+                own = [o for o in json.loads(source_meta)["steps"] if o.get("name") == s["name"]]
+                step_json = os.path.join(step_dir, "step.json")
+                if own:
+                    with open(step_json, "rb") as f:
+                        raw = f.read()
+                    if raw not in source_meta or json.loads(raw) != own[0]:
+                        sys.exit("%s: step.json is not the step's object of manager_meta.json" % step_dir)
             if s["rows"] != len(want_rows) or s["batches"] != len(expected.batches):
                 sys.exit("%s: manager_meta says %d batches / %d rows, expected %d / %d"
                          % (step_dir, s["batches"], s["rows"], len(expected.batches), len(want_rows)))
