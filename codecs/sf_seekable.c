@@ -606,9 +606,9 @@ static sf_err seek_dict_decide(sf_seek_writer *writer)
 	} else if (saving * 100.0 > (double)SF_SEEK_DICT_MARGIN_PERCENT *
 					    (double)info->dict_bytes) {
 		info->used = 1;
-		info->reason = "saving exceeds 1.5 times the dictionary's size";
+		info->reason = "its saving on the sample exceeds 1.5 times its size";
 	} else {
-		info->reason = "saving below 1.5 times the dictionary's size";
+		info->reason = "its saving on the sample (the shard's first 8 MiB at most) is below 1.5 times its size";
 	}
 	for (int i = 0; info->used && i < writer->options.threads; i++) {
 		if (ZSTD_isError(ZSTD_CCtx_loadDictionary(writer->workers[i].cctx,

@@ -394,7 +394,7 @@ static void print_shards(json_t *shards)
 	       "frames", "dictionary");
 	json_array_foreach(shards, i, shard) {
 		json_t *dict = json_object_get(shard, "dictionary");
-		char what[160];
+		char what[256];
 
 		if (!dict)
 			snprintf(what, sizeof(what), "-");
@@ -403,7 +403,7 @@ static void print_shards(json_t *shards)
 				 (double)jint(dict, "bytes") / 1024.0,
 				 (double)jint(dict, "estimated_saved_bytes") / 1024.0, jstr(dict, "file"));
 		else if (jint(dict, "bytes") > 0)
-			snprintf(what, sizeof(what), "no: %s (%.1f KiB trained, net saving about %.1f KiB)",
+			snprintf(what, sizeof(what), "no: %s (%.1f KiB trained; over the whole shard it would have saved about %.1f KiB)",
 				 jstr(dict, "reason"), (double)jint(dict, "bytes") / 1024.0,
 				 (double)jint(dict, "estimated_saved_bytes") / 1024.0);
 		else
