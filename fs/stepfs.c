@@ -304,11 +304,21 @@ static void *prefetch_main(void *arg)
 
 static void prefetch_start(void)
 {
+	sigset_t all, old;
+
 	pthread_mutex_init(&prefetcher.lock, NULL);
 	pthread_cond_init(&prefetcher.wake, NULL);
+	/* The prefetch threads block every signal: SIGTERM, SIGINT or SIGHUP
+	   must reach a FUSE thread, whose read of /dev/fuse it interrupts so
+	   the loop sees the session end; delivered to a prefetch thread it
+	   would only mark the session ended and the daemon would wait for the
+	   next request to notice. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	while (prefetcher.running < PREFETCH_THREADS &&
 	       pthread_create(&prefetcher.thread[prefetcher.running], NULL, prefetch_main, NULL) == 0)
 		prefetcher.running++;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void prefetch_stop(void)
