@@ -130,13 +130,15 @@ STORE=$TMP/reference.stepfs
 MNT=$TMP/mnt
 
 # daemon_signal SIGNAL: stepfs -f in the background unmounts on SIGNAL.
-# Bash starts background commands with SIGINT ignored, and libfuse leaves an
-# ignored signal alone, so the daemon is started with default dispositions.
+# Bash starts background commands with SIGINT ignored, nohup ignores
+# SIGHUP, and libfuse leaves an ignored signal alone (so that `nohup stepfs`
+# survives a hangup), so the daemon is started with default dispositions.
 daemon_signal() {
 	local sig=$1 pid status i
 	mkdir -p "$MNT"
 	$PY -c 'import os, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_DFL)
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_DFL)
 os.execv(sys.argv[1], sys.argv[1:])' "$STEPFS" "$STORE" "$MNT" -f 2>"$MNT.log" &
 	pid=$!
 	MOUNTS+=("$MNT")
