@@ -9,7 +9,10 @@
 /* The version stepstore writes. Readers also read every major from
    SF_FORMAT_OLDEST_MAJOR on (1.0: plain JSON indexes). */
 #define SF_FORMAT_MAJOR 2
-#define SF_FORMAT_MINOR 0
+#define SF_FORMAT_MINOR 1
+/* 2.1 adds substitution 3 (SF_SUBST_LIST_LINES); a store that does not use
+   it is written as 2.0, so that 2.0 readers keep reading it. */
+#define SF_FORMAT_MINOR_BASE 0
 #define SF_FORMAT_OLDEST_MAJOR 1
 
 #define SF_STORE_ROOT_FILE "store.json"
@@ -17,10 +20,15 @@
 #define SF_STORE_INDEX_DIR "index"
 #define SF_INDEX_SUFFIX ".json.zst"   /* 2.0 index documents: JSON text in one zstd frame */
 
-/* Segment substitutions: a byte range served with every 0x0A replaced. */
+/* Segment substitutions: a byte range served with some bytes replaced
+   one for one (the length never changes). */
 #define SF_SUBST_NONE 0
 #define SF_SUBST_NL_COMMA 1  /* '\n' -> ',' : a run of rows served as a JSON list body */
 #define SF_SUBST_NL_SPACE 2  /* '\n' -> ' ' : a pretty-printed row served as one line */
+#define SF_SUBST_LIST_LINES 3 /* format 2.1: a run of a JSON list's elements, starting
+				 at an element, served one element per line: every ','
+				 between elements -> '\n', every other '\n' -> ' ' */
+#define SF_SUBST_MAX SF_SUBST_LIST_LINES
 
 /* Defaults of `stepstore pack`. */
 #define SF_DEFAULT_LEVEL 3

@@ -30,6 +30,8 @@
 #include "sf_xxhash.h"
 
 #define COPY_BUFFER_BYTES (1u << 20)
+/* A run of multi-line rows is served through segments of about this size. */
+#define LIST_SEGMENT_BYTES (64u * 1024u)
 #define MAX_SOURCE_DEPTH 256
 
 /* ---- growable vectors ---------------------------------------------------- */
@@ -135,7 +137,6 @@ typedef struct step_group {
 	seg_vec rows_segs;     /* rows.jsonl, assembled once every batch is in */
 	uint64_t rows, batch_bytes, stored_bytes;
 	long shard;            /* the open shard, or -1 */
-	long lines_shard;      /* one-line copies of multi-line rows, or -1 */
 	long *shard_ids;
 	size_t shard_id_count, shard_id_capacity;
 	size_t *extras;        /* split layout: other files of the step, shown in step_N/ */
@@ -179,6 +180,7 @@ typedef struct packer {
 	uint64_t rows_total, batches_total, steps_total;
 	size_t batch_order;
 	char *external_root;       /* a lone execution's pipeline folder, or NULL */
+	int list_lines_used;       /* a segment uses SF_SUBST_LIST_LINES: format 2.1 */
 } packer;
 
 static int cancelled(const packer *p)
@@ -1093,7 +1095,6 @@ static long group_get(packer *p, const char *key, const char *label, sf_error *e
 	group.key = sf_strdup(key);
 	group.label = sf_strdup(label);
 	group.shard = -1;
-	group.lines_shard = -1;
 	if (!group.key || !group.label) {
 		free(group.key);
 		free(group.label);
@@ -1111,43 +1112,33 @@ static long group_get(packer *p, const char *key, const char *label, sf_error *e
 }
 
 /*
- * One of the group's open shards (its batches, or one-line copies of
- * multi-line rows), rolled over past shard_bytes. Only ever called at a
- * batch or row boundary, so nothing spans two shards.
+ * The group's open shard, rolled over past shard_bytes. Only ever called
+ * at a batch boundary, so nothing spans two shards.
  */
-static sf_err group_shard_of(packer *p, long id, int lines, long *shard, sf_error *err)
+static sf_err group_shard(packer *p, long id, long *shard, sf_error *err)
 {
 	step_group *g = group_at(p, id);
-	long *slot = lines ? &g->lines_shard : &g->shard;
 	sf_err rc = SF_OK;
 	int ok;
 
-	if (*slot >= 0 && shard_offset(p, *slot) >= p->options->shard_bytes) {
-		rc = shard_close(p, *slot, err);
-		*slot = -1;
+	if (g->shard >= 0 && shard_offset(p, g->shard) >= p->options->shard_bytes) {
+		rc = shard_close(p, g->shard, err);
+		g->shard = -1;
 	}
-	if (rc == SF_OK && *slot < 0) {
-		char label[SF_MAX_PATH_BYTES];
+	if (rc == SF_OK && g->shard < 0) {
 		long opened = -1;
 
-		snprintf(label, sizeof(label), lines ? "%s (rows as lines)" : "%s", g->label);
-		rc = step_shard_open(p, label, &opened, err);
+		rc = step_shard_open(p, g->label, &opened, err);
 		if (rc != SF_OK)
 			return rc;
-		g = group_at(p, id); /* step_shard_open may move nothing here, but stay safe */
-		slot = lines ? &g->lines_shard : &g->shard;
-		*slot = opened;
+		g = group_at(p, id);
+		g->shard = opened;
 		VEC_PUSH(g->shard_ids, g->shard_id_count, g->shard_id_capacity, opened, ok);
 		if (!ok)
 			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	}
-	*shard = *slot;
+	*shard = g->shard;
 	return rc;
-}
-
-static sf_err group_shard(packer *p, long id, long *shard, sf_error *err)
-{
-	return group_shard_of(p, id, 0, shard, err);
 }
 
 enum { RULE_BATCH, RULE_ROWS, RULE_STEP };
@@ -1190,6 +1181,9 @@ typedef struct walker {
 	int in_run;
 	uint64_t run_start;        /* shard offset of the run's first row */
 	uint64_t last_end;         /* file offset just past the previous row */
+	int in_list;               /* a run of multi-line rows is open (see emit_row) */
+	uint64_t list_start;       /* shard offset of its open segment's first row */
+	uint64_t list_end;         /* shard offset just past its last row */
 	batch_rec *batch;          /* the batch being read, or NULL */
 	long batch_group;
 	uint64_t batch_start;
@@ -1217,6 +1211,24 @@ static sf_err close_run(walker *w, sf_error *err)
 	return SF_OK;
 }
 
+/* End the run of multi-line rows: its last segment, then the line break
+   after its last row (the step shard's first byte). */
+static sf_err close_list(walker *w, sf_error *err)
+{
+	seg_vec *rows = &w->batch->rows;
+
+	if (!w->in_list)
+		return SF_OK;
+	w->in_list = 0;
+	w->p->list_lines_used = 1;
+	rows->barrier = rows->count;
+	if (!seg_push(rows, (uint32_t)w->shard, w->list_start, w->list_end - w->list_start,
+		      SF_SUBST_LIST_LINES) ||
+	    !seg_push(rows, (uint32_t)w->shard, 0, 1, SF_SUBST_NONE))
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	return SF_OK;
+}
+
 /* Copy file bytes up to `end` as literal text. */
 static sf_err emit_literal(walker *w, uint64_t end, sf_error *err)
 {
@@ -1232,42 +1244,15 @@ static sf_err emit_literal(walker *w, uint64_t end, sf_error *err)
 	return rc;
 }
 
-static sf_err copy_row_as_line(walker *w, uint64_t start, uint64_t end, sf_error *err)
-{
-	packer *p = w->p;
-	uint64_t pos = start, line_start;
-	long shard = -1;
-	sf_err rc = group_shard_of(p, w->batch_group, 1, &shard, err);
-
-	if (rc != SF_OK)
-		return rc;
-	line_start = shard_offset(p, shard);
-	while (pos < end && rc == SF_OK) {
-		size_t want = end - pos > COPY_BUFFER_BYTES ? COPY_BUFFER_BYTES : (size_t)(end - pos);
-		ssize_t n = sf_pread_full(w->reader->fd, p->buffer, want, pos);
-		ssize_t i;
-
-		if (n <= 0)
-			return sf_error_io(err, n < 0 ? errno : EIO, "'%s': read failed at byte %" PRIu64, w->full, pos);
-		for (i = 0; i < n; i++)
-			if (p->buffer[i] == '\n')
-				p->buffer[i] = ' ';
-		rc = shard_write(p, shard, p->buffer, (size_t)n, err);
-		pos += (uint64_t)n;
-	}
-	if (rc == SF_OK)
-		rc = shard_write(p, shard, "\n", 1, err);
-	if (rc == SF_OK && !seg_push(&w->batch->rows, (uint32_t)shard, line_start, end - start + 1, SF_SUBST_NONE))
-		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	return rc;
-}
-
 static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newlines, sf_error *err)
 {
 	sf_err rc;
 
 	w->batch->rows_count++;
 	if (newlines == 0) {
+		rc = close_list(w, err);
+		if (rc != SF_OK)
+			return rc;
 		if (w->in_run && start == w->last_end + 1) {
 			/* the one byte between is the ',' the run's '\n' will serve */
 			rc = copy_range(w->p, w->reader, start, -1, err);
@@ -1287,18 +1272,39 @@ static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newline
 	}
 	/*
 	 * A row spanning lines (pretty-printed JSON) stays in the literal text
-	 * of its file; rows.jsonl gets a one-line copy (newlines, which JSON
-	 * only allows between tokens, as spaces) in the step's lines shard.
-	 * Stored twice, but contiguous: rows.jsonl stays a few segments
-	 * however many rows there are, so index and memory stay small.
+	 * of its file, stored once. rows.jsonl serves the run of such rows in
+	 * place with SF_SUBST_LIST_LINES (',' between rows -> '\n', other
+	 * '\n' -> ' '), so the run costs a few segments however many rows it
+	 * holds. A segment is cut at a row once it passes LIST_SEGMENT_BYTES,
+	 * which bounds how far a reader scans to learn where it stands.
 	 */
-	rc = close_run(w, err);
-	if (rc == SF_OK)
-		rc = emit_literal(w, end, err);
-	if (rc == SF_OK)
-		rc = copy_row_as_line(w, start, end, err);
+	{
+		uint64_t before = w->reader->pos, at = shard_offset(w->p, w->shard);
+
+		rc = close_run(w, err);
+		if (rc == SF_OK) {
+			before = w->reader->pos;
+			at = shard_offset(w->p, w->shard);
+			rc = emit_literal(w, end, err);
+		}
+		if (rc != SF_OK)
+			return rc;
+		if (w->in_list && at + (start - before) - w->list_start >= LIST_SEGMENT_BYTES) {
+			seg_vec *rows = &w->batch->rows;
+
+			rows->barrier = rows->count;
+			if (!seg_push(rows, (uint32_t)w->shard, w->list_start,
+				      at + (start - before) - w->list_start, SF_SUBST_LIST_LINES))
+				return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+			w->list_start = at + (start - before);
+		} else if (!w->in_list) {
+			w->in_list = 1;
+			w->list_start = at + (start - before);
+		}
+		w->list_end = at + (end - before);
+	}
 	w->last_end = end;
-	return rc;
+	return SF_OK;
 }
 
 /* The shard for text outside batches: the file's step, else the files shard. */
@@ -1552,7 +1558,7 @@ static sf_err emit_rows(walker *w, sf_error *err)
 		if (rc == SF_OK)
 			rc = emit_row(w, start, end, newlines, err);
 	}
-	return rc;
+	return rc == SF_OK ? close_list(w, err) : rc;
 }
 
 /* "data": a list of lists of rows. */
@@ -2498,13 +2504,6 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 				rc = close_rc;
 			group->shard = -1;
 		}
-		if (group->lines_shard >= 0) {
-			sf_err close_rc = shard_close(p, group->lines_shard, err);
-
-			if (rc == SF_OK)
-				rc = close_rc;
-			group->lines_shard = -1;
-		}
 		for (i = 0; i < group->shard_id_count; i++)
 			group->stored_bytes += p->shards[group->shard_ids[i]].compressed_bytes;
 		if (group->batch_count > 1)
@@ -3253,7 +3252,8 @@ static sf_err write_store_json(packer *p, long root_index, const struct stat *sr
 		json_array_append_new(shards, item);
 	}
 	doc = json_pack("{s:s,s:[ii],s:s,s:s,s:{s:s,s:i,s:I,s:b,s:s,s:s},s:s,s:{s:I,s:I,s:I,s:I,s:o},s:o,s:O,s:I,s:O}",
-			"format", SF_FORMAT_NAME, "format_version", SF_FORMAT_MAJOR, SF_FORMAT_MINOR,
+			"format", SF_FORMAT_NAME, "format_version", SF_FORMAT_MAJOR,
+			p->list_lines_used ? SF_FORMAT_MINOR : SF_FORMAT_MINOR_BASE,
 			"writer", "stepstore " SF_VERSION, "created", iso_time_now(created),
 			"compression", "codec", "zstd", "level", p->options->level,
 			"frame_bytes", (json_int_t)p->options->frame_bytes,

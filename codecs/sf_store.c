@@ -61,7 +61,10 @@ struct sf_store {
 	int major;                /* format version: 1 plain JSON indexes, 2 compact */
 	uint64_t indexes_loaded, index_failures;
 	sf_cache *cache;
+	uint64_t serial;          /* tells stores apart in list_memo */
 };
+
+static uint64_t store_serial;
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -262,6 +265,9 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		     const sf_store_options *options, sf_error *err)
 {
 	sf_store *store = calloc(1, sizeof(*store));
+
+	if (store)
+		store->serial = __atomic_add_fetch(&store_serial, 1, __ATOMIC_RELAXED);
 	char *text = NULL, *root_path = NULL, shown[SF_MAX_PATH_BYTES + 64];
 	size_t text_len = 0;
 	json_t *version, *format;
@@ -631,7 +637,7 @@ static int parse_segments(sf_store *store, json_t *list, sf_node *node, const ch
 			*why = "a segment reaches past the end of its shard";
 			return 0;
 		}
-		if (v[3] > SF_SUBST_NL_SPACE) {
+		if (v[3] > SF_SUBST_MAX) {
 			*why = "a segment has an unknown substitution";
 			return 0;
 		}
@@ -969,7 +975,7 @@ static sf_err v2_segments(v2_loader *l, sf_node *node)
 			offset = (uint64_t)at;
 			if (offset > content || (uint64_t)v[2] > content - offset)
 				return v2_fail(l, "a segment reaches past the end of its shard");
-			if (v[3] > SF_SUBST_NL_SPACE)
+			if (v[3] > SF_SUBST_MAX)
 				return v2_fail(l, "a segment has an unknown substitution");
 			if (node->segment_count == capacity) {
 				uint32_t cap = capacity ? capacity * 2 : 4;
@@ -1597,6 +1603,61 @@ static void copy_substituted(unsigned char *dst, const unsigned char *src, size_
 	}
 }
 
+/*
+ * SF_SUBST_LIST_LINES: a segment starts at an element of a JSON list and
+ * runs over elements and the ',' and whitespace between them. Served, each
+ * ',' between elements is a line break and every other line break a space,
+ * so each element (pretty-printed or not) becomes one line. What a byte
+ * becomes depends on the text before it in the segment: list_scan is that
+ * state, and list_memo keeps it per thread where the last read stopped, so
+ * a reader going front to back never scans a byte twice.
+ */
+typedef struct list_scan {
+	uint64_t depth;        /* open '{' and '[' */
+	uint8_t in_string, escaped;
+} list_scan;
+
+static _Thread_local struct {
+	uint64_t serial;       /* store */
+	uint32_t shard;
+	uint64_t seg_start;    /* shard offset where the segment starts */
+	uint64_t pos;          /* shard offset the state stands at */
+	list_scan state;
+} list_memo;
+
+/* Serve len bytes of a list run into dst, or only follow them when dst is NULL. */
+static void list_lines(list_scan *st, unsigned char *dst, const unsigned char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = src[i];
+
+		if (st->in_string) {
+			if (st->escaped)
+				st->escaped = 0;
+			else if (c == '\\')
+				st->escaped = 1;
+			else if (c == '"')
+				st->in_string = 0;
+		} else if (c == '"') {
+			st->in_string = 1;
+		} else if (c == '{' || c == '[') {
+			st->depth++;
+		} else if (c == '}' || c == ']') {
+			if (st->depth > 0)
+				st->depth--;
+		} else if (c == ',') {
+			if (st->depth == 0)
+				c = '\n';
+		} else if (c == '\n') {
+			c = ' ';
+		}
+		if (dst)
+			dst[i] = c;
+	}
+}
+
 static uint32_t segment_at(const sf_node *file, uint64_t offset)
 {
 	uint32_t lo = 0, hi = file->segment_count;
@@ -1612,12 +1673,48 @@ static uint32_t segment_at(const sf_node *file, uint64_t offset)
 	return lo;
 }
 
+/* The list_scan state at shard_pos inside seg: from the thread's memo when
+   it stands in the same segment at or before shard_pos, else from the
+   segment's start, following the bytes between. */
+static sf_err list_state_at(sf_store *store, const sf_segment *seg, uint64_t shard_pos,
+			    sf_seek_reader *reader, int sequential, list_scan *st, sf_error *err)
+{
+	uint64_t pos = seg->shard_offset;
+
+	memset(st, 0, sizeof(*st));
+	if (list_memo.serial == store->serial && list_memo.shard == seg->shard &&
+	    list_memo.seg_start == seg->shard_offset && list_memo.pos <= shard_pos &&
+	    list_memo.pos >= pos) {
+		*st = list_memo.state;
+		pos = list_memo.pos;
+	}
+	while (pos < shard_pos) {
+		sf_seek_frame info;
+		uint32_t frame = sf_seek_reader_frame_at(reader, pos);
+		sf_cache_entry *entry;
+		uint64_t end;
+
+		sf_seek_reader_frame(reader, frame, &info);
+		entry = get_frame(store, seg->shard, frame, reader, sequential, err);
+		if (!entry)
+			return err ? err->code : SF_ERR_CORRUPT;
+		end = info.decompressed_offset + info.decompressed_size;
+		if (end > shard_pos)
+			end = shard_pos;
+		list_lines(st, NULL, entry->data + (pos - info.decompressed_offset), (size_t)(end - pos));
+		sf_cache_put(store->cache, entry);
+		pos = end;
+	}
+	return SF_OK;
+}
+
 static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 			 size_t len, void *buf, size_t *got, int sequential, sf_error *err)
 {
 	unsigned char *out = buf;
 	size_t done = 0;
-	uint32_t seg_index;
+	uint32_t seg_index, list_seg = UINT32_MAX;
+	list_scan list;
 
 	*got = 0;
 	if (file->type != SF_NODE_FILE)
@@ -1645,6 +1742,12 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 		rc = shard_reader(store, seg->shard, &reader, err);
 		if (rc != SF_OK)
 			goto fail;
+		if (seg->subst == SF_SUBST_LIST_LINES && seg_index != list_seg) {
+			rc = list_state_at(store, seg, shard_pos, reader, sequential, &list, err);
+			if (rc != SF_OK)
+				goto fail;
+			list_seg = seg_index;
+		}
 		frame = sf_seek_reader_frame_at(reader, shard_pos);
 		sf_seek_reader_frame(reader, frame, &frame_info);
 		entry = get_frame(store, seg->shard, frame, reader, sequential, err);
@@ -1657,8 +1760,18 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 			take = (size_t)(seg->length - in_seg);
 		if (take > len - done)
 			take = len - done;
-		copy_substituted(out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
-				 take, seg->subst);
+		if (seg->subst == SF_SUBST_LIST_LINES) {
+			list_lines(&list, out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
+				   take);
+			list_memo.serial = store->serial;
+			list_memo.shard = seg->shard;
+			list_memo.seg_start = seg->shard_offset;
+			list_memo.pos = shard_pos + take;
+			list_memo.state = list;
+		} else {
+			copy_substituted(out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
+					 take, seg->subst);
+		}
 		if (sequential && shard_pos + take ==
 					  frame_info.decompressed_offset + frame_info.decompressed_size)
 			sf_cache_put_consumed(store->cache, entry);

@@ -366,7 +366,7 @@ int stepstore_cmd_upgrade(int argc, char **argv)
 	if (major != 1) {
 		code = up_fail(UP_INVALID, "'%s': store format version %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
 			       " cannot be upgraded; this stepstore upgrades 1.x to %d.%d", store, major, minor,
-			       SF_FORMAT_MAJOR, SF_FORMAT_MINOR);
+			       SF_FORMAT_MAJOR, SF_FORMAT_MINOR_BASE);
 		goto out;
 	}
 	/* the 1.0 reader's checks first; opening takes a shared lock, so the
@@ -384,7 +384,7 @@ int stepstore_cmd_upgrade(int argc, char **argv)
 		if (code == UP_OK)
 			printf("'%s': would upgrade format %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
 			       " to %d.%d; indexes %" PRIu64 " -> %" PRIu64 " bytes\n",
-			       store, major, minor, SF_FORMAT_MAJOR, SF_FORMAT_MINOR, before, after);
+			       store, major, minor, SF_FORMAT_MAJOR, SF_FORMAT_MINOR_BASE, before, after);
 		goto out;
 	}
 	{
@@ -428,7 +428,7 @@ int stepstore_cmd_upgrade(int argc, char **argv)
 	if (code != UP_OK)
 		goto out;
 	json_array_set_new(version, 0, json_integer(SF_FORMAT_MAJOR));
-	json_array_set_new(version, 1, json_integer(SF_FORMAT_MINOR));
+	json_array_set_new(version, 1, json_integer(SF_FORMAT_MINOR_BASE));
 	json_object_set_new(doc, "upgraded", json_pack("{s:[II],s:s}", "from", major, minor,
 							 "by", "stepstore " SF_VERSION));
 	out = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -463,7 +463,7 @@ int stepstore_cmd_upgrade(int argc, char **argv)
 		else
 			printf("'%s': upgraded format %" JSON_INTEGER_FORMAT ".%" JSON_INTEGER_FORMAT
 			       " to %d.%d; indexes %" PRIu64 " -> %" PRIu64 " bytes\n",
-			       store, major, minor, SF_FORMAT_MAJOR, SF_FORMAT_MINOR, before, after);
+			       store, major, minor, SF_FORMAT_MAJOR, SF_FORMAT_MINOR_BASE, before, after);
 	}
 out:
 	if (code != UP_OK && tmp)

@@ -1,12 +1,28 @@
 #!/usr/bin/env python3
 """store_size.py CACHE STORE: the step shards of a current-layout store
 against one `zstd -3` stream over each step's batch files concatenated in
-seq order. Exits 1 when the shards are more than 10% larger."""
+seq order. Exits 1 when the shards are more than 10% larger.
+
+store_size.py --content CACHE STORE: the content of every shard (before
+compression) against the bytes of the cache's files, for layouts whose
+rows sit inside larger files (monolithic, per-step): exits 1 when the
+shards hold more than 2% + 64 KiB over the files, that is when some row
+text is stored twice."""
 import glob
 import json
 import os
 import subprocess
 import sys
+
+if sys.argv[1] == "--content":
+    cache, store = sys.argv[2], sys.argv[3]
+    doc = json.load(open(os.path.join(store, "store.json")))
+    content = sum(s["content_bytes"] for s in doc["shards"])
+    files = sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(cache) for f in fs
+                if os.path.isfile(os.path.join(d, f)) and not os.path.islink(os.path.join(d, f)))
+    print("shard content %d bytes, cache files %d bytes, ratio %.3f, format %s" %
+          (content, files, content / files, doc["format_version"]))
+    sys.exit(0 if content <= files * 1.02 + 65536 else 1)
 
 cache, store = sys.argv[1], sys.argv[2]
 doc = json.load(open(os.path.join(store, "store.json")))

@@ -50,6 +50,62 @@ check "current layout: step shards <= 1.10 x one zstd stream of the batch files"
 	python3 "$ROOT/tests/integration/store_size.py" "$TMP/size" "$TMP/size.stepfs"
 sed -n 's/^/# /p' "$TMP/check.out"
 
+# pretty-printed rows (monolithic, per-step) are stored once too: their text
+# in the file is what rows.jsonl serves (format 2.1 list segments)
+# (interrupted runs: a finished monolithic run keeps no rows in its JSON)
+for layout in monolithic per-step; do
+	$GEN --layout $layout --out "$TMP/once-$layout" --seed 16 --steps 3 --batches 30 --batch-size 20 --interrupted >/dev/null
+	"$STEPSTORE" pack -q "$TMP/once-$layout" "$TMP/once-$layout.stepfs"
+	check "$layout layout: shards hold each row's text once (content <= 1.02 x the files)" \
+		python3 "$ROOT/tests/integration/store_size.py" --content "$TMP/once-$layout" "$TMP/once-$layout.stepfs"
+	sed -n 's/^/# /p' "$TMP/check.out"
+	check "$layout layout: store format 2.1" python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["format_version"] == [2, 1]' "$TMP/once-$layout.stepfs/store.json"
+	check "$layout layout (rows once): mount" mount_store "$TMP/once-$layout.stepfs" "$TMP/once-$layout.mnt" -o cache_size=1
+	check "$layout layout (rows once): views match the cache" \
+		python3 "$ROOT/tests/integration/layout_oracle.py" check "$TMP/once-$layout" "$TMP/once-$layout.mnt"
+	# reads that start anywhere, in any order, and from 4 threads at once
+	# give the bytes a front-to-back read gives (and stepstore cat gives);
+	# the page cache is dropped before each read, so stepfs serves them all
+	check "$layout layout (rows once): random, backward and parallel reads of rows.jsonl agree" \
+		python3 - "$TMP/once-$layout.mnt" "$STEPSTORE" "$TMP/once-$layout.stepfs" <<'PY'
+import glob, os, random, subprocess, sys, threading
+mnt, stepstore, store = sys.argv[1:4]
+paths = sorted(glob.glob(os.path.join(mnt, "step_*", "rows.jsonl")))
+assert paths, "no rows.jsonl"
+rng = random.Random(16)
+def pread(fd, n, off):
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    return os.pread(fd, n, off)
+for path in paths:
+    whole = open(path, "rb").read()
+    rel = os.path.relpath(path, mnt)
+    assert subprocess.run([stepstore, "cat", store, rel], capture_output=True, check=True).stdout == whole, rel
+    if not whole:
+        continue
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(300):
+            off = rng.randrange(len(whole)); n = rng.choice([1, 7, 4096, 70000, 300000])
+            assert pread(fd, n, off) == whole[off:off + n], (rel, off, n)
+        step = 65536
+        for off in range((len(whole) // step) * step, -1, -step):
+            assert pread(fd, step, off) == whole[off:off + step], (rel, off)
+        bad = []
+        def worker(seed):
+            r = random.Random(seed)
+            for _ in range(200):
+                off = r.randrange(len(whole)); n = r.choice([100, 5000, 131072])
+                if pread(fd, n, off) != whole[off:off + n]:
+                    bad.append((off, n))
+        threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        assert not bad, (rel, bad[:3])
+    finally:
+        os.close(fd)
+PY
+	check "$layout layout (rows once): unmount" unmount "$TMP/once-$layout.mnt"
+done
+
 # a pipeline folder and a lone execution folder are accepted too; the
 # execution's batches come from the pipeline's shared steps_data/
 pipeline=$(ls -d "$TMP/current/pipelines/"*)
