@@ -43,7 +43,9 @@ typedef struct seg_vec {
 	size_t barrier;        /* never merge into items before this one */
 } seg_vec;
 
-/* Append a segment, merging it into the previous one when contiguous. */
+/* Append a segment, merging it into the previous one when contiguous.
+   List segments are never merged: each is cut short on purpose (see
+   emit_row). */
 static int seg_push(seg_vec *vec, uint32_t shard, uint64_t offset, uint64_t length, uint8_t subst)
 {
 	sf_segment *last = vec->count ? &vec->items[vec->count - 1] : NULL;
@@ -52,7 +54,7 @@ static int seg_push(seg_vec *vec, uint32_t shard, uint64_t offset, uint64_t leng
 		return 1;
 	vec->total += length;
 	if (last && vec->count > vec->barrier && last->shard == shard && last->subst == subst &&
-	    last->shard_offset + last->length == offset) {
+	    subst != SF_SUBST_LIST_LINES && last->shard_offset + last->length == offset) {
 		last->length += length;
 		return 1;
 	}
@@ -1221,7 +1223,6 @@ static sf_err close_list(walker *w, sf_error *err)
 		return SF_OK;
 	w->in_list = 0;
 	w->p->list_lines_used = 1;
-	rows->barrier = rows->count;
 	if (!seg_push(rows, (uint32_t)w->shard, w->list_start, w->list_end - w->list_start,
 		      SF_SUBST_LIST_LINES) ||
 	    !seg_push(rows, (uint32_t)w->shard, 0, 1, SF_SUBST_NONE))
@@ -1290,10 +1291,7 @@ static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newline
 		if (rc != SF_OK)
 			return rc;
 		if (w->in_list && at + (start - before) - w->list_start >= LIST_SEGMENT_BYTES) {
-			seg_vec *rows = &w->batch->rows;
-
-			rows->barrier = rows->count;
-			if (!seg_push(rows, (uint32_t)w->shard, w->list_start,
+			if (!seg_push(&w->batch->rows, (uint32_t)w->shard, w->list_start,
 				      at + (start - before) - w->list_start, SF_SUBST_LIST_LINES))
 				return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 			w->list_start = at + (start - before);

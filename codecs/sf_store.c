@@ -61,10 +61,9 @@ struct sf_store {
 	int major;                /* format version: 1 plain JSON indexes, 2 compact */
 	uint64_t indexes_loaded, index_failures;
 	sf_cache *cache;
-	uint64_t serial;          /* tells stores apart in list_memo */
+	pthread_mutex_t list_lock;
+	struct list_memo *list_memo; /* LIST_MEMO_SLOTS, see list_state_at */
 };
-
-static uint64_t store_serial;
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -265,9 +264,6 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		     const sf_store_options *options, sf_error *err)
 {
 	sf_store *store = calloc(1, sizeof(*store));
-
-	if (store)
-		store->serial = __atomic_add_fetch(&store_serial, 1, __ATOMIC_RELAXED);
 	char *text = NULL, *root_path = NULL, shown[SF_MAX_PATH_BYTES + 64];
 	size_t text_len = 0;
 	json_t *version, *format;
@@ -279,6 +275,7 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	sf_mutex_init(&store->tree_lock);
 	sf_mutex_init(&store->shard_lock);
+	sf_mutex_init(&store->list_lock);
 	store->path = sf_strdup(path);
 	store->next_ino = 2;
 	store->lock_fd = -1;
@@ -417,6 +414,8 @@ void sf_store_free(sf_store *store)
 		json_decref(store->document);
 	pthread_mutex_destroy(&store->tree_lock);
 	pthread_mutex_destroy(&store->shard_lock);
+	pthread_mutex_destroy(&store->list_lock);
+	free(store->list_memo);
 	if (store->lock_fd >= 0)
 		close(store->lock_fd);
 	free(store->path);
@@ -1609,52 +1608,99 @@ static void copy_substituted(unsigned char *dst, const unsigned char *src, size_
  * ',' between elements is a line break and every other line break a space,
  * so each element (pretty-printed or not) becomes one line. What a byte
  * becomes depends on the text before it in the segment: list_scan is that
- * state, and list_memo keeps it per thread where the last read stopped, so
- * a reader going front to back never scans a byte twice.
+ * state; store->list_memo keeps it where recent reads stopped, so readers
+ * going front to back (from any threads) seldom scan a byte twice.
  */
 typedef struct list_scan {
 	uint64_t depth;        /* open '{' and '[' */
 	uint8_t in_string, escaped;
 } list_scan;
 
-static _Thread_local struct {
-	uint64_t serial;       /* store */
+#define LIST_MEMO_SLOTS 64
+
+struct list_memo {
+	int used;
 	uint32_t shard;
 	uint64_t seg_start;    /* shard offset where the segment starts */
 	uint64_t pos;          /* shard offset the state stands at */
 	list_scan state;
-} list_memo;
+};
+
+static struct list_memo *list_memo_slot(sf_store *store, uint32_t shard_id, uint64_t seg_start)
+{
+	uint64_t key = seg_start * UINT64_C(0x9E3779B97F4A7C15) ^ shard_id;
+
+	return &store->list_memo[(key >> 32) % LIST_MEMO_SLOTS];
+}
+
+static void list_memo_note(sf_store *store, const sf_segment *seg, uint64_t pos,
+			   const list_scan *state)
+{
+	struct list_memo *slot;
+
+	pthread_mutex_lock(&store->list_lock);
+	if (!store->list_memo)
+		store->list_memo = calloc(LIST_MEMO_SLOTS, sizeof(*store->list_memo));
+	if (store->list_memo) {
+		slot = list_memo_slot(store, seg->shard, seg->shard_offset);
+		slot->used = 1;
+		slot->shard = seg->shard;
+		slot->seg_start = seg->shard_offset;
+		slot->pos = pos;
+		slot->state = *state;
+	}
+	pthread_mutex_unlock(&store->list_lock);
+}
+
+/* Bytes that matter to list_lines: in a string, and outside one. */
+static const unsigned char list_special_in[256] = { ['"'] = 1, ['\\'] = 1 };
+static const unsigned char list_special_out[256] = {
+	['"'] = 1, ['{'] = 1, ['['] = 1, ['}'] = 1, [']'] = 1, [','] = 1, ['\n'] = 1,
+};
 
 /* Serve len bytes of a list run into dst, or only follow them when dst is NULL. */
 static void list_lines(list_scan *st, unsigned char *dst, const unsigned char *src, size_t len)
 {
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < len; i++) {
-		unsigned char c = src[i];
+	if (dst)
+		memcpy(dst, src, len);
+	while (i < len) {
+		unsigned char c;
 
 		if (st->in_string) {
-			if (st->escaped)
+			if (st->escaped) {
 				st->escaped = 0;
-			else if (c == '\\')
+				i++;
+				continue;
+			}
+			while (i < len && !list_special_in[src[i]])
+				i++;
+			if (i == len)
+				break;
+			if (src[i] == '\\')
 				st->escaped = 1;
-			else if (c == '"')
+			else
 				st->in_string = 0;
-		} else if (c == '"') {
-			st->in_string = 1;
-		} else if (c == '{' || c == '[') {
-			st->depth++;
-		} else if (c == '}' || c == ']') {
-			if (st->depth > 0)
-				st->depth--;
-		} else if (c == ',') {
-			if (st->depth == 0)
-				c = '\n';
-		} else if (c == '\n') {
-			c = ' ';
+			i++;
+			continue;
 		}
-		if (dst)
-			dst[i] = c;
+		while (i < len && !list_special_out[src[i]])
+			i++;
+		if (i == len)
+			break;
+		c = src[i];
+		if (c == '"')
+			st->in_string = 1;
+		else if (c == '{' || c == '[')
+			st->depth++;
+		else if (c == '}' || c == ']')
+			st->depth -= st->depth > 0;
+		else if (c == '\n' && dst)
+			dst[i] = ' ';
+		else if (c == ',' && st->depth == 0 && dst)
+			dst[i] = '\n';
+		i++;
 	}
 }
 
@@ -1673,7 +1719,7 @@ static uint32_t segment_at(const sf_node *file, uint64_t offset)
 	return lo;
 }
 
-/* The list_scan state at shard_pos inside seg: from the thread's memo when
+/* The list_scan state at shard_pos inside seg: from the store's memo when
    it stands in the same segment at or before shard_pos, else from the
    segment's start, following the bytes between. */
 static sf_err list_state_at(sf_store *store, const sf_segment *seg, uint64_t shard_pos,
@@ -1682,12 +1728,19 @@ static sf_err list_state_at(sf_store *store, const sf_segment *seg, uint64_t sha
 	uint64_t pos = seg->shard_offset;
 
 	memset(st, 0, sizeof(*st));
-	if (list_memo.serial == store->serial && list_memo.shard == seg->shard &&
-	    list_memo.seg_start == seg->shard_offset && list_memo.pos <= shard_pos &&
-	    list_memo.pos >= pos) {
-		*st = list_memo.state;
-		pos = list_memo.pos;
+	if (shard_pos == pos)
+		return SF_OK;
+	pthread_mutex_lock(&store->list_lock);
+	if (store->list_memo) {
+		const struct list_memo *slot = list_memo_slot(store, seg->shard, seg->shard_offset);
+
+		if (slot->used && slot->shard == seg->shard && slot->seg_start == seg->shard_offset &&
+		    slot->pos <= shard_pos && slot->pos >= pos) {
+			*st = slot->state;
+			pos = slot->pos;
+		}
 	}
+	pthread_mutex_unlock(&store->list_lock);
 	while (pos < shard_pos) {
 		sf_seek_frame info;
 		uint32_t frame = sf_seek_reader_frame_at(reader, pos);
@@ -1763,11 +1816,8 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 		if (seg->subst == SF_SUBST_LIST_LINES) {
 			list_lines(&list, out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
 				   take);
-			list_memo.serial = store->serial;
-			list_memo.shard = seg->shard;
-			list_memo.seg_start = seg->shard_offset;
-			list_memo.pos = shard_pos + take;
-			list_memo.state = list;
+			if (shard_pos + take < seg->shard_offset + seg->length)
+				list_memo_note(store, seg, shard_pos + take, &list);
 		} else {
 			copy_substituted(out + done, entry->data + (shard_pos - frame_info.decompressed_offset),
 					 take, seg->subst);
