@@ -45,6 +45,7 @@ struct sf_jscan {
 	size_t pos;                /* next unread byte in buf */
 	uint64_t base;             /* absolute offset of buf[0] */
 	int eof;                   /* nothing more to read past buf[len] */
+	uint64_t keep;             /* refills keep input from here (sf_jscan_keep_from) */
 	int fd;
 	unsigned char *window;     /* owned, NULL for memory input */
 	size_t window_cap;
@@ -146,13 +147,21 @@ static void refill(sf_jscan *scan)
 {
 	ssize_t got;
 
+	size_t drop = scan->pos;
+
 	if (scan->eof)
 		return;
-	if (scan->pos > 0) {
-		memmove(scan->window, scan->window + scan->pos, scan->len - scan->pos);
-		scan->base += scan->pos;
-		scan->len -= scan->pos;
-		scan->pos = 0;
+	/* keep what the caller has not taken yet, when that leaves at least
+	   half the window for new input */
+	if (scan->keep > scan->base && scan->keep - scan->base < drop &&
+	    scan->pos - (scan->keep - scan->base) <= scan->window_cap / 2 &&
+	    scan->len - (size_t)(scan->keep - scan->base) < scan->window_cap)
+		drop = (size_t)(scan->keep - scan->base);
+	if (drop > 0) {
+		memmove(scan->window, scan->window + drop, scan->len - drop);
+		scan->base += drop;
+		scan->len -= drop;
+		scan->pos -= drop;
 	}
 	for (;;) {
 		got = read(scan->fd, scan->window + scan->len,
@@ -1111,6 +1120,21 @@ int sf_jscan_at_container_end(sf_jscan *scan)
 uint64_t sf_jscan_offset(const sf_jscan *scan)
 {
 	return scan->base + scan->pos;
+}
+
+void sf_jscan_keep_from(sf_jscan *scan, uint64_t offset)
+{
+	scan->keep = offset;
+}
+
+const unsigned char *sf_jscan_bytes(const sf_jscan *scan, uint64_t offset, size_t *avail)
+{
+	if (offset < scan->base || offset >= scan->base + scan->len) {
+		*avail = 0;
+		return NULL;
+	}
+	*avail = (size_t)(scan->base + scan->len - offset);
+	return scan->buf + (offset - scan->base);
 }
 
 void sf_jscan_free(sf_jscan *scan)

@@ -130,6 +130,18 @@ int sf_jscan_at_container_end(sf_jscan *scan);
 /* Offset of the next unread byte (for progress reporting). */
 uint64_t sf_jscan_offset(const sf_jscan *scan);
 
+/*
+ * Input the scanner has already read, for a caller that copies the bytes
+ * it scans (the packer) without reading them a second time.
+ * sf_jscan_keep_from: refills keep the input from `offset` on in the
+ * window (as long as that leaves half the window for new input; beyond,
+ * it is dropped as usual). sf_jscan_bytes: the input byte at `offset` and
+ * how many follow it in the window (*avail), or NULL when the window does
+ * not hold it. The pointer is valid until the next call on the scanner.
+ */
+void sf_jscan_keep_from(sf_jscan *scan, uint64_t offset);
+const unsigned char *sf_jscan_bytes(const sf_jscan *scan, uint64_t offset, size_t *avail);
+
 void sf_jscan_free(sf_jscan *scan);
 
 #endif

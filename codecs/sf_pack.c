@@ -529,13 +529,15 @@ static sf_err step_shard_open(packer *p, const char *label, long *id, sf_error *
 
 /* ---- copying source bytes ------------------------------------------------ */
 
-/* Sequential reader of one source file that hashes every byte it passes. */
+/* Sequential reader of one source file that hashes every byte it passes.
+   A JSON file's bytes come from its scanner's window when it still holds
+   them, so they are read from the file once. */
 typedef struct src_reader {
 	int fd;
 	const char *path;
 	uint64_t pos;
 	sf_xxh64_state hash;
-	sf_xxh64_state *tap;   /* also hashes what passes, when set (one batch) */
+	sf_jscan *scan;        /* the file's scanner, or NULL */
 } src_reader;
 
 /* Copy the next (end - pos) bytes of the file into shard (or skip them
@@ -545,26 +547,36 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 	while (reader->pos < end) {
 		size_t want = end - reader->pos > COPY_BUFFER_BYTES ? COPY_BUFFER_BYTES
 								     : (size_t)(end - reader->pos);
-		ssize_t n = read(reader->fd, p->buffer, want);
+		const unsigned char *data = NULL;
+		size_t avail = 0;
+		ssize_t n;
 		sf_err rc;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return sf_error_io(err, errno, "'%s': read failed at byte %" PRIu64, reader->path,
-					   reader->pos);
-		if (n == 0)
-			return sf_error_set(err, SF_ERR_IO, "'%s': file shrank while being packed (at byte %" PRIu64 ")",
-					    reader->path, reader->pos);
-		sf_xxh64_update(&reader->hash, p->buffer, (size_t)n);
-		if (reader->tap)
-			sf_xxh64_update(reader->tap, p->buffer, (size_t)n);
+		if (reader->scan)
+			data = sf_jscan_bytes(reader->scan, reader->pos, &avail);
+		if (data) {
+			n = (ssize_t)(avail < want ? avail : want);
+		} else {
+			n = pread(reader->fd, p->buffer, want, (off_t)reader->pos);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return sf_error_io(err, errno, "'%s': read failed at byte %" PRIu64, reader->path,
+						   reader->pos);
+			if (n == 0)
+				return sf_error_set(err, SF_ERR_IO, "'%s': file shrank while being packed (at byte %" PRIu64 ")",
+						    reader->path, reader->pos);
+			data = p->buffer;
+		}
+		sf_xxh64_update(&reader->hash, data, (size_t)n);
 		if (shard >= 0) {
-			rc = shard_write(p, shard, p->buffer, (size_t)n, err);
+			rc = shard_write(p, shard, data, (size_t)n, err);
 			if (rc != SF_OK)
 				return rc;
 		}
 		reader->pos += (uint64_t)n;
+		if (reader->scan)
+			sf_jscan_keep_from(reader->scan, reader->pos);
 		p->done_bytes += (uint64_t)n;
 		draw_progress(p, 0);
 		if (cancelled(p))
@@ -584,7 +596,7 @@ static sf_err open_source(packer *p, src_entry *entry, src_reader *reader, char 
 		return sf_error_io(err, errno, "'%s': cannot open", *full);
 	reader->path = *full;
 	reader->pos = 0;
-	reader->tap = NULL;
+	reader->scan = NULL;
 	sf_xxh64_init(&reader->hash, 0);
 	return SF_OK;
 }
@@ -593,7 +605,7 @@ static sf_err finish_source(packer *p, src_entry *entry, src_reader *reader, sf_
 {
 	char extra;
 
-	if (read(reader->fd, &extra, 1) > 0)
+	if (pread(reader->fd, &extra, 1, (off_t)reader->pos) > 0)
 		return sf_error_set(err, SF_ERR_IO, "'%s': file grew while being packed (past byte %" PRIu64 ")",
 				    reader->path, reader->pos);
 	entry->xxh64 = sf_xxh64_digest(&reader->hash);
@@ -1066,7 +1078,6 @@ typedef struct batch_rec {
 	seg_vec rows;            /* its rows, one line each */
 	uint64_t rows_count;
 	uint64_t size;
-	uint64_t xxh64;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
 } batch_rec;
@@ -1190,7 +1201,6 @@ typedef struct walker {
 	long batch_group;
 	uint64_t batch_start;
 	size_t batch_first_seg;
-	sf_xxh64_state batch_hash;
 } walker;
 
 static sf_err layout_error(const char *path, uint64_t offset, const char *what, sf_error *err)
@@ -1488,8 +1498,6 @@ static sf_err begin_batch(walker *w, long group, uint64_t start, sf_error *err)
 	/* the batch's segments start here: never merge them into the text before */
 	w->entry->segs.barrier = w->entry->segs.count;
 	w->batch_first_seg = w->entry->segs.count;
-	sf_xxh64_init(&w->batch_hash, 0);
-	w->reader->tap = &w->batch_hash;
 	return SF_OK;
 }
 
@@ -1502,7 +1510,6 @@ static sf_err end_batch(walker *w, const json_rule *rule, uint64_t end, int keep
 
 	if (rc == SF_OK)
 		rc = emit_literal(w, end, err);
-	w->reader->tap = NULL;
 	w->batch = NULL;
 	if (rc == SF_OK && keep) {
 		step_group *g;
@@ -1512,7 +1519,6 @@ static sf_err end_batch(walker *w, const json_rule *rule, uint64_t end, int keep
 				      w->entry->segs.items[i].length, w->entry->segs.items[i].subst))
 				rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		rec->size = end - w->batch_start;
-		rec->xxh64 = sf_xxh64_digest(&w->batch_hash);
 		rec->name = batch_name(w, rule->name, rec->seq);
 		if (rc == SF_OK && (!rec->name || rec->segs.total != rec->size))
 			rc = sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot record the batch at byte %" PRIu64,
@@ -1642,7 +1648,6 @@ static sf_err walk_batch(walker *w, const json_rule *rule, sf_error *err)
 	if (rc == SF_OK && !has_data && rule->data_required)
 		rc = layout_error(w->full, tok.start, "expected a \"data\" member holding the batch's rows", err);
 	if (rc != SF_OK) {
-		w->reader->tap = NULL;
 		if (w->batch) {
 			batch_rec_release(w->batch);
 			free(w->batch);
@@ -1737,7 +1742,6 @@ static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan,
 	walker w;
 	sf_jscan_options so;
 	char *full = NULL;
-	int scan_fd = -1;
 	sf_jtok tok;
 	sf_err rc;
 
@@ -1747,18 +1751,15 @@ static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan,
 	rc = open_source(p, entry, &reader, &full, err);
 	if (rc != SF_OK)
 		goto out;
-	scan_fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (scan_fd < 0) {
-		rc = sf_error_io(err, errno, "'%s': cannot open", full);
-		goto out;
-	}
 	memset(&so, 0, sizeof(so));
 	so.max_depth = p->options->max_depth;
 	so.reject_duplicate_keys = 1;
 	so.allow_nan = 1;
-	rc = sf_jscan_open_fd(&w.scan, scan_fd, full, &so, err);
+	/* the scanner reads the fd front to back; copies use pread or its window */
+	rc = sf_jscan_open_fd(&w.scan, reader.fd, full, &so, err);
 	if (rc != SF_OK)
 		goto out;
+	reader.scan = w.scan;
 	w.p = p;
 	w.entry = entry;
 	w.reader = &reader;
@@ -1775,7 +1776,7 @@ static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan,
 		rc = close_run(&w, err);
 	if (rc == SF_OK)
 		rc = emit_literal(&w, entry->size, err);
-	if (rc == SF_OK && reader.pos != entry->size)
+	if (rc == SF_OK && (reader.pos != entry->size || sf_jscan_offset(w.scan) != entry->size))
 		rc = sf_error_set(err, SF_ERR_IO, "'%s': file changed while being packed", full);
 	if (rc == SF_OK)
 		rc = finish_source(p, entry, &reader, err);
@@ -1790,8 +1791,6 @@ out:
 		free(w.batch);
 	}
 	sf_jscan_free(w.scan);
-	if (scan_fd >= 0)
-		close(scan_fd);
 	if (reader.fd >= 0)
 		close(reader.fd);
 	free(full);
@@ -2613,7 +2612,7 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 
 		if (names[b])
 			json_array_append_new(entries, file_json(names[b], 0444, rec->mtime_sec, rec->mtime_nsec,
-								 &rec->segs, 1, rec->xxh64));
+								 &rec->segs, 0, 0));
 		free(names[b]);
 	}
 	free(names);
