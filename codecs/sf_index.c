@@ -245,22 +245,116 @@ static int sort_children(tree *t, tree_node *n)
 	return 1;
 }
 
-static json_t *name_json(const char *bytes)
+/* ---- the text, written directly (compact JSON, as jansson's
+   JSON_COMPACT would print it) ---- */
+
+typedef struct text_buf {
+	char *data;
+	size_t len, cap;
+	int failed;
+} text_buf;
+
+static int tb_reserve(text_buf *b, size_t more)
+{
+	size_t cap;
+	char *grown;
+
+	if (b->failed)
+		return 0;
+	if (b->len + more + 1 <= b->cap)
+		return 1;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	grown = realloc(b->data, cap);
+	if (!grown) {
+		b->failed = 1;
+		return 0;
+	}
+	b->data = grown;
+	b->cap = cap;
+	return 1;
+}
+
+static void tb_put(text_buf *b, const char *s, size_t n)
+{
+	if (!tb_reserve(b, n))
+		return;
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+}
+
+static void tb_char(text_buf *b, char c)
+{
+	if (tb_reserve(b, 1))
+		b->data[b->len++] = c;
+}
+
+static void tb_int(text_buf *b, long long value)
+{
+	char digits[24];
+	int n = snprintf(digits, sizeof(digits), "%lld", value);
+
+	tb_put(b, digits, (size_t)n);
+}
+
+/* A JSON string of valid UTF-8: '"', '\\' and control bytes escaped. */
+static void tb_string(text_buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	tb_char(b, '"');
+	while (*p) {
+		const unsigned char *run = p;
+
+		while (*p && *p != '"' && *p != '\\' && *p >= 0x20)
+			p++;
+		tb_put(b, (const char *)run, (size_t)(p - run));
+		if (!*p)
+			break;
+		switch (*p) {
+		case '"': tb_put(b, "\\\"", 2); break;
+		case '\\': tb_put(b, "\\\\", 2); break;
+		case '\b': tb_put(b, "\\b", 2); break;
+		case '\f': tb_put(b, "\\f", 2); break;
+		case '\n': tb_put(b, "\\n", 2); break;
+		case '\r': tb_put(b, "\\r", 2); break;
+		case '\t': tb_put(b, "\\t", 2); break;
+		default: {
+			char esc[8];
+
+			snprintf(esc, sizeof(esc), "\\u%04X", *p);
+			tb_put(b, esc, 6);
+		}
+		}
+		p++;
+	}
+	tb_char(b, '"');
+}
+
+/* A name: its string when it is UTF-8, else ["hex of its bytes"]. */
+static void tb_name(text_buf *b, const char *bytes)
 {
 	char *hex;
-	json_t *list;
 
-	if (sf_utf8_valid(bytes, strlen(bytes)))
-		return json_string(bytes);
+	if (sf_utf8_valid(bytes, strlen(bytes))) {
+		tb_string(b, bytes);
+		return;
+	}
 	hex = sf_hex_encode(bytes, strlen(bytes));
-	list = hex ? json_pack("[s]", hex) : NULL;
+	if (!hex) {
+		b->failed = 1;
+		return;
+	}
+	tb_char(b, '[');
+	tb_string(b, hex);
+	tb_char(b, ']');
 	free(hex);
-	return list;
 }
 
 /* The time as the difference from the entry before, or [sec, nsec]
    when the difference does not fit in 62 bits. */
-static json_t *mtime_json(encoder *e, json_t *entry)
+static void tb_mtime(text_buf *b, encoder *e, json_t *entry)
 {
 	json_t *mtime = json_object_get(entry, "mtime");
 	int64_t sec = 0;
@@ -275,104 +369,136 @@ static json_t *mtime_json(encoder *e, json_t *entry)
 	delta = ((__int128)sec - e->last_sec) * 1000000000 + ((__int128)nsec - e->last_nsec);
 	e->last_sec = sec;
 	e->last_nsec = nsec;
-	if (delta > ((__int128)1 << 62) || delta < -((__int128)1 << 62))
-		return json_pack("[II]", (json_int_t)sec, (json_int_t)nsec);
-	return json_integer((json_int_t)delta);
+	if (delta > ((__int128)1 << 62) || delta < -((__int128)1 << 62)) {
+		tb_char(b, '[');
+		tb_int(b, sec);
+		tb_char(b, ',');
+		tb_int(b, nsec);
+		tb_char(b, ']');
+		return;
+	}
+	tb_int(b, (long long)delta);
 }
 
-static json_t *mode_json(json_t *entry, uint32_t fallback)
+static void tb_mode(text_buf *b, json_t *entry, uint32_t fallback)
 {
 	json_t *mode = json_object_get(entry, "mode");
 
-	return json_integer(json_is_integer(mode) ? (json_integer_value(mode) & 07777) : fallback);
+	tb_int(b, json_is_integer(mode) ? (json_integer_value(mode) & 07777) : fallback);
 }
 
-static json_t *segments_json(encoder *e, json_t *list)
+static void tb_segments(text_buf *b, encoder *e, json_t *list)
 {
-	json_t *flat = json_array();
 	size_t i;
 
-	for (i = 0; flat && i < json_array_size(list); i++) {
+	tb_char(b, '[');
+	for (i = 0; i < json_array_size(list); i++) {
 		json_t *seg = json_array_get(list, i);
 		uint64_t offset = (uint64_t)json_integer_value(json_array_get(seg, 1));
 		uint64_t length = (uint64_t)json_integer_value(json_array_get(seg, 2));
 
-		json_array_append_new(flat, json_integer(json_integer_value(json_array_get(seg, 0))));
-		json_array_append_new(flat, json_integer((json_int_t)(offset - e->cursor)));
-		json_array_append_new(flat, json_integer((json_int_t)length));
-		json_array_append_new(flat, json_integer(json_integer_value(json_array_get(seg, 3))));
+		if (i > 0)
+			tb_char(b, ',');
+		tb_int(b, json_integer_value(json_array_get(seg, 0)));
+		tb_char(b, ',');
+		tb_int(b, (long long)(offset - e->cursor));
+		tb_char(b, ',');
+		tb_int(b, (long long)length);
+		tb_char(b, ',');
+		tb_int(b, json_integer_value(json_array_get(seg, 3)));
 		e->cursor = offset + length;
 	}
-	return flat;
+	tb_char(b, ']');
 }
 
-static json_t *encode_children(encoder *e, tree *t, size_t dir);
+static int encode_children(encoder *e, tree *t, size_t dir, text_buf *b);
 
-static json_t *encode_node(encoder *e, tree *t, size_t id)
+/* One entry as its array: 0 on an entry of no known type or no memory. */
+static int encode_node(encoder *e, tree *t, size_t id, text_buf *b)
 {
 	tree_node *n = &t->nodes[id];
-	json_t *item = json_array(), *entry = n->entry;
+	json_t *entry = n->entry;
 	const char *type = entry ? json_string_value(json_object_get(entry, "type")) : "dir";
 
-	if (!item || !type)
-		goto fail;
+	if (!type)
+		return 0;
+	tb_char(b, '[');
 	if (strcmp(type, "file") == 0) {
 		json_t *hash = json_object_get(entry, "xxh64");
 
-		json_array_append_new(item, json_string(SF_INDEX_FILE));
-		json_array_append_new(item, name_json(n->name));
-		json_array_append_new(item, mode_json(entry, 0644));
-		json_array_append_new(item, mtime_json(e, entry));
-		json_array_append_new(item, segments_json(e, json_object_get(entry, "segments")));
-		if (e->keep_hashes && json_is_string(hash))
-			json_array_append(item, hash);
+		tb_string(b, SF_INDEX_FILE);
+		tb_char(b, ',');
+		tb_name(b, n->name);
+		tb_char(b, ',');
+		tb_mode(b, entry, 0644);
+		tb_char(b, ',');
+		tb_mtime(b, e, entry);
+		tb_char(b, ',');
+		tb_segments(b, e, json_object_get(entry, "segments"));
+		if (e->keep_hashes && json_is_string(hash)) {
+			tb_char(b, ',');
+			tb_string(b, json_string_value(hash));
+		}
 	} else if (strcmp(type, "dir") == 0) {
 		json_t *index = entry ? json_object_get(entry, "index") : NULL;
 
-		json_array_append_new(item, json_string(SF_INDEX_DIR));
-		json_array_append_new(item, name_json(n->name));
-		json_array_append_new(item, entry ? mode_json(entry, 0755) : json_integer(0555));
-		json_array_append_new(item, entry ? mtime_json(e, entry) : json_null());
-		if (json_is_integer(index))
-			json_array_append(item, index);
+		tb_string(b, SF_INDEX_DIR);
+		tb_char(b, ',');
+		tb_name(b, n->name);
+		tb_char(b, ',');
+		if (entry)
+			tb_mode(b, entry, 0755);
 		else
-			json_array_append_new(item, encode_children(e, t, id));
+			tb_int(b, 0555);
+		tb_char(b, ',');
+		if (entry)
+			tb_mtime(b, e, entry);
+		else
+			tb_put(b, "null", 4);
+		tb_char(b, ',');
+		if (json_is_integer(index))
+			tb_int(b, json_integer_value(index));
+		else if (!encode_children(e, t, id, b))
+			return 0;
 	} else if (strcmp(type, "symlink") == 0) {
 		char *target = entry_bytes(entry, "target", "target_hex");
 
-		json_array_append_new(item, json_string(SF_INDEX_SYMLINK));
-		json_array_append_new(item, name_json(n->name));
-		json_array_append_new(item, mtime_json(e, entry));
-		json_array_append_new(item, target ? name_json(target) : json_string(""));
+		tb_string(b, SF_INDEX_SYMLINK);
+		tb_char(b, ',');
+		tb_name(b, n->name);
+		tb_char(b, ',');
+		tb_mtime(b, e, entry);
+		tb_char(b, ',');
+		if (target)
+			tb_name(b, target);
+		else
+			tb_put(b, "\"\"", 2);
 		free(target);
 	} else {
-		goto fail;
+		return 0;
 	}
-	return item;
-fail:
-	json_decref(item);
-	return NULL;
+	tb_char(b, ']');
+	return !b->failed;
 }
 
-static json_t *encode_children(encoder *e, tree *t, size_t dir)
+static int encode_children(encoder *e, tree *t, size_t dir, text_buf *b)
 {
-	json_t *list = json_array();
 	tree_node *n = &t->nodes[dir];
 	size_t i;
 
-	if (!list || !sort_children(t, n)) {
-		json_decref(list);
-		return NULL;
+	if (!sort_children(t, n)) {
+		b->failed = 1;
+		return 0;
 	}
+	tb_char(b, '[');
 	for (i = 0; i < n->child_count; i++) {
-		json_t *item = encode_node(e, t, n->children[i]);
-
-		if (!item || json_array_append_new(list, item) != 0) {
-			json_decref(list);
-			return NULL;
-		}
+		if (i > 0)
+			tb_char(b, ',');
+		if (!encode_node(e, t, n->children[i], b))
+			return 0;
 	}
-	return list;
+	tb_char(b, ']');
+	return !b->failed;
 }
 
 sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *len,
@@ -380,7 +506,7 @@ sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *le
 {
 	tree t = { NULL, 0, 64, NULL, 128 };
 	encoder e = { keep_hashes, 0, 0, 0 };
-	json_t *doc = NULL, *list;
+	text_buf b = { NULL, 0, 0, 0 };
 	const char *why = NULL;
 	sf_err rc = SF_OK;
 	size_t i;
@@ -400,14 +526,20 @@ sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *le
 			goto out;
 		}
 	}
-	list = encode_children(&e, &t, 0);
-	doc = list ? json_pack("{s:s,s:o}", "format", "stepfs-index", "entries", list) : NULL;
-	*text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	if (!*text) {
+	tb_put(&b, "{\"format\":\"stepfs-index\",\"entries\":", 35);
+	if (!encode_children(&e, &t, 0, &b) && !b.failed) {
+		rc = sf_error_set(err, SF_ERR_FORMAT, "an index entry of unknown type");
+		goto out;
+	}
+	tb_char(&b, '}');
+	if (b.failed) {
 		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory (encoding an index)");
 		goto out;
 	}
-	*len = strlen(*text);
+	b.data[b.len] = '\0';
+	*text = b.data;
+	*len = b.len;
+	b.data = NULL;
 out:
 	for (i = 0; i < t.count; i++) {
 		free(t.nodes[i].name);
@@ -415,7 +547,7 @@ out:
 	}
 	free(t.nodes);
 	free(t.slots);
-	json_decref(doc);
+	free(b.data);
 	return rc;
 }
 

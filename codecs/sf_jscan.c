@@ -985,6 +985,33 @@ sf_err sf_jscan_open_fd(sf_jscan **out, int fd, const char *name,
 	return SF_OK;
 }
 
+sf_err sf_jscan_reopen_fd(sf_jscan *scan, int fd, const char *name, sf_error *err)
+{
+	char *copy = strdup(name ? name : "input");
+
+	if (!scan->window)
+		return sf_error_set(err, SF_ERR_INVALID, "'%s': not a scanner of a file", scan->name);
+	if (!copy)
+		return sf_error_set(err, SF_ERR_NOMEM, "'%s': out of memory", name);
+	free(scan->name);
+	scan->name = copy;
+	for (int i = 0; i < scan->depth; i++)
+		keyset_clear(&scan->stack[i].keys);
+	scan->depth = 0;
+	scan->fd = fd;
+	scan->buf = scan->window;
+	scan->len = scan->pos = 0;
+	scan->base = scan->keep = 0;
+	scan->eof = 0;
+	scan->top_done = 0;
+	scan->newlines = 0;
+	scan->failed = 0;
+	memset(&scan->error, 0, sizeof(scan->error));
+	scan->text_limit = scan->text_len = 0;
+	scan->hashing = scan->hash_streaming = 0;
+	return SF_OK;
+}
+
 sf_err sf_jscan_open_mem(sf_jscan **out, const void *data, size_t len,
 			 const char *name, const sf_jscan_options *options,
 			 sf_error *err)

@@ -83,6 +83,11 @@ typedef struct sf_jscan sf_jscan;
 sf_err sf_jscan_open_fd(sf_jscan **out, int fd, const char *name,
 			const sf_jscan_options *options, sf_error *err);
 
+/* Start over on another file with a scanner made by sf_jscan_open_fd,
+   keeping its window and nesting stack (a packer scans thousands of small
+   files with one scanner). The options stay those it was opened with. */
+sf_err sf_jscan_reopen_fd(sf_jscan *scan, int fd, const char *name, sf_error *err);
+
 /* Scan len bytes of memory (borrowed). */
 sf_err sf_jscan_open_mem(sf_jscan **out, const void *data, size_t len,
 			 const char *name, const sf_jscan_options *options,

@@ -183,6 +183,7 @@ typedef struct packer {
 	size_t batch_order;
 	char *external_root;       /* a lone execution's pipeline folder, or NULL */
 	int list_lines_used;       /* a segment uses SF_SUBST_LIST_LINES: format 2.1 */
+	sf_jscan *scanner;         /* reused for every JSON file */
 } packer;
 
 static int cancelled(const packer *p)
@@ -1755,10 +1756,15 @@ static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan,
 	so.max_depth = p->options->max_depth;
 	so.reject_duplicate_keys = 1;
 	so.allow_nan = 1;
-	/* the scanner reads the fd front to back; copies use pread or its window */
-	rc = sf_jscan_open_fd(&w.scan, reader.fd, full, &so, err);
+	/* the scanner reads the fd front to back; copies use pread or its
+	   window. One scanner serves every file: its window is reused. */
+	if (p->scanner)
+		rc = sf_jscan_reopen_fd(p->scanner, reader.fd, full, err);
+	else
+		rc = sf_jscan_open_fd(&p->scanner, reader.fd, full, &so, err);
 	if (rc != SF_OK)
 		goto out;
+	w.scan = p->scanner;
 	reader.scan = w.scan;
 	w.p = p;
 	w.entry = entry;
@@ -1790,7 +1796,6 @@ out:
 		batch_rec_release(w.batch);
 		free(w.batch);
 	}
-	sf_jscan_free(w.scan);
 	if (reader.fd >= 0)
 		close(reader.fd);
 	free(full);
@@ -3300,6 +3305,8 @@ static void packer_release(packer *p)
 {
 	size_t i;
 
+	sf_jscan_free(p->scanner);
+	p->scanner = NULL;
 	for (i = 0; i < p->entry_count; i++) {
 		free(p->entries[i].batch_name);
 		free(p->entries[i].path);
