@@ -487,8 +487,11 @@ static size_t seek_probe_frame(ZSTD_CCtx *cctx, unsigned char *out, size_t capac
 static size_t seek_dict_train(sf_seek_writer *writer, const size_t *ends,
 			      size_t frame_count)
 {
-	size_t capacity = writer->held_len / 100, pieces = 0, start = 0, size;
+	size_t capacity = writer->held_len / 100, pieces = 0, start = 0, size, taken = 0, seen = 0;
+	size_t stride = writer->held_len / SF_SEEK_DICT_TRAIN_BYTES + 1;
 	size_t *sizes;
+	unsigned char *spread = NULL;
+	const unsigned char *samples = writer->held;
 
 	if (capacity < SF_SEEK_DICT_MIN_BYTES)
 		capacity = SF_SEEK_DICT_MIN_BYTES;
@@ -497,21 +500,33 @@ static size_t seek_dict_train(sf_seek_writer *writer, const size_t *ends,
 	sizes = malloc((writer->held_len / SEEK_DICT_SAMPLE_PIECE + frame_count + 1) *
 		       sizeof(*sizes));
 	writer->dict = malloc(capacity);
-	if (!sizes || !writer->dict) {
+	if (stride > 1)
+		spread = malloc(writer->held_len / stride + SEEK_DICT_SAMPLE_PIECE);
+	if (!sizes || !writer->dict || (stride > 1 && !spread)) {
 		free(sizes);
+		free(spread);
 		return 0;
 	}
-	/* The trainer wants many samples: frames, split into pieces. */
+	/* The trainer wants many samples: frames, split into pieces; every
+	   stride-th piece when the sample is larger than it needs. */
 	for (size_t i = 0; i < frame_count; i++) {
 		while (start < ends[i]) {
 			size_t piece = ends[i] - start;
 
 			if (piece > SEEK_DICT_SAMPLE_PIECE)
 				piece = SEEK_DICT_SAMPLE_PIECE;
-			sizes[pieces++] = piece;
+			if (stride == 1) {
+				sizes[pieces++] = piece;
+			} else if (seen++ % stride == 0) {
+				memcpy(spread + taken, writer->held + start, piece);
+				taken += piece;
+				sizes[pieces++] = piece;
+			}
 			start += piece;
 		}
 	}
+	if (spread)
+		samples = spread;
 	{
 		ZDICT_fastCover_params_t params;
 
@@ -523,10 +538,11 @@ static size_t seek_dict_train(sf_seek_writer *writer, const size_t *ends,
 		params.accel = 1;
 		params.splitPoint = 1.0;
 		params.zParams.compressionLevel = writer->options.level;
-		size = ZDICT_trainFromBuffer_fastCover(writer->dict, capacity, writer->held,
+		size = ZDICT_trainFromBuffer_fastCover(writer->dict, capacity, samples,
 						       sizes, (unsigned)pieces, params);
 	}
 	free(sizes);
+	free(spread);
 	if (ZDICT_isError(size) || ZDICT_getDictID(writer->dict, size) == 0)
 		return 0;
 	return size;
