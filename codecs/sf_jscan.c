@@ -201,7 +201,18 @@ static int skip_ws_slow(sf_jscan *scan)
 		while (pos < len) {
 			int c = buf[pos];
 
-			if (c == ' ' || c == '\t' || c == '\r') {
+			if (c == ' ') {
+				/* indentation: eight spaces at a time */
+				uint64_t word;
+
+				pos++;
+				while (pos + 8 <= len) {
+					memcpy(&word, buf + pos, 8);
+					if (word != UINT64_C(0x2020202020202020))
+						break;
+					pos += 8;
+				}
+			} else if (c == '\t' || c == '\r') {
 				pos++;
 			} else if (c == '\n') {
 				scan->newlines++;
