@@ -138,6 +138,7 @@ typedef struct step_group {
 	uint32_t step_json_mtime_nsec;
 	seg_vec rows_segs;     /* rows.jsonl, assembled once every batch is in */
 	uint64_t rows, batch_bytes, stored_bytes;
+	uint64_t expected_bytes; /* source bytes of the files that are the step's alone */
 	long shard;            /* the open shard, or -1 */
 	long *shard_ids;
 	size_t shard_id_count, shard_id_capacity;
@@ -184,6 +185,9 @@ typedef struct packer {
 	char *external_root;       /* a lone execution's pipeline folder, or NULL */
 	int list_lines_used;       /* a segment uses SF_SUBST_LIST_LINES: format 2.1 */
 	sf_jscan *scanner;         /* reused for every JSON file */
+	uint64_t shared_json_bytes; /* files holding several steps' rows (monolithic,
+				       per-step manager): a step's expected bytes
+				       when no file is its alone */
 } packer;
 
 static int cancelled(const packer *p)
@@ -381,7 +385,7 @@ out:
 /* ---- output shards ------------------------------------------------------- */
 
 static sf_err shard_open(packer *p, const char *kind, const char *label, int level,
-			 long *id_out, sf_error *err)
+			 uint64_t expected, long *id_out, sf_error *err)
 {
 	out_shard shard;
 	sf_seek_writer_options wo;
@@ -417,6 +421,7 @@ static sf_err shard_open(packer *p, const char *kind, const char *label, int lev
 	wo.frame_bytes = p->options->frame_bytes;
 	wo.threads = p->options->threads;
 	wo.long_distance = p->options->long_distance;
+	wo.expected_bytes = expected < p->options->shard_bytes ? expected : p->options->shard_bytes;
 	rc = sf_seek_writer_create(&shard.writer, shard.fd, full, &wo, err);
 	free(full);
 	if (rc != SF_OK) {
@@ -519,9 +524,10 @@ static sf_err shard_close(packer *p, long id, sf_error *err)
 
 /* A step shard starts with one newline byte, so that any view can serve a
    line break as a segment (shard, 0, 1) without literal bytes in an index. */
-static sf_err step_shard_open(packer *p, const char *label, long *id, sf_error *err)
+static sf_err step_shard_open(packer *p, const char *label, uint64_t expected, long *id,
+			      sf_error *err)
 {
-	sf_err rc = shard_open(p, "step", label, p->options->level, id, err);
+	sf_err rc = shard_open(p, "step", label, p->options->level, expected, id, err);
 
 	if (rc == SF_OK)
 		rc = shard_write(p, *id, "\n", 1, err);
@@ -750,6 +756,33 @@ static char *parent_dir(const char *path)
 	return slash ? sf_strndup(path, (size_t)(slash - path)) : sf_strdup("");
 }
 
+/*
+ * How much content each shard can expect, for the dictionary decision
+ * (sf_seek_writer_options.expected_bytes): the sizes of the files that
+ * feed it. Sets each group's estimate and p->shared_json_bytes; returns
+ * the files shard's.
+ */
+static uint64_t expected_sizes(packer *p)
+{
+	uint64_t plain = 0;
+	size_t i;
+
+	p->shared_json_bytes = 0;
+	for (i = 0; i < p->entry_count; i++) {
+		const src_entry *e = &p->entries[i];
+
+		if (e->type != SF_NODE_FILE)
+			continue;
+		if (e->role == ROLE_PLAIN)
+			plain += e->size;
+		else if (e->role == ROLE_MONOLITHIC || e->role == ROLE_PER_STEP_MANAGER)
+			p->shared_json_bytes += e->size;
+		else if (e->group >= 0 && (size_t)e->group < p->group_count)
+			p->groups[e->group].expected_bytes += e->size;
+	}
+	return plain;
+}
+
 static sf_err pack_plain_files(packer *p, sf_error *err)
 {
 	size_t i;
@@ -762,7 +795,7 @@ static sf_err pack_plain_files(packer *p, sf_error *err)
 			continue;
 		if (looks_incompressible(p, entry)) {
 			if (p->raw_shard < 0)
-				rc = shard_open(p, "raw", "incompressible files", 1, &p->raw_shard, err);
+				rc = shard_open(p, "raw", "incompressible files", 1, 0, &p->raw_shard, err);
 			if (rc == SF_OK)
 				rc = pack_plain_file(p, entry, p->raw_shard, err);
 		} else {
@@ -1142,7 +1175,8 @@ static sf_err group_shard(packer *p, long id, long *shard, sf_error *err)
 	if (rc == SF_OK && g->shard < 0) {
 		long opened = -1;
 
-		rc = step_shard_open(p, g->label, &opened, err);
+		rc = step_shard_open(p, g->label, g->expected_bytes ? g->expected_bytes : p->shared_json_bytes,
+				     &opened, err);
 		if (rc != SF_OK)
 			return rc;
 		g = group_at(p, id);
@@ -3526,7 +3560,8 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	}
 	rc = classify(&p, &map, executions, execution_count, err);
 	if (rc == SF_OK)
-		rc = shard_open(&p, "files", "files", options->level, &p.files_shard, err);
+		rc = shard_open(&p, "files", "files", options->level, expected_sizes(&p), &p.files_shard,
+				err);
 	if (rc == SF_OK)
 		rc = pack_plain_files(&p, err);
 	if (rc == SF_OK)

@@ -593,6 +593,7 @@ static sf_err seek_dict_decide(sf_seek_writer *writer)
 	size_t frame_count = 0;
 	size_t *ends;
 	double saving;
+	int expected;
 	sf_err code = SF_OK;
 
 	info->held_bytes = writer->held_len;
@@ -614,17 +615,24 @@ static sf_err seek_dict_decide(sf_seek_writer *writer)
 	code = seek_dict_probe(writer, ends, frame_count);
 	if (code != SF_OK)
 		goto out;
+	/* a full sample means more content follows: weigh the saving over the
+	   shard's expected size when the caller knows it */
+	expected = writer->options.expected_bytes > writer->held_len &&
+		   writer->held_len == SF_SEEK_DICT_SAMPLE_BYTES;
 	saving = ((double)info->probe_plain - (double)info->probe_dict) *
-		 (double)writer->held_len / (double)info->probe_bytes;
+		 (double)(expected ? writer->options.expected_bytes : writer->held_len) /
+		 (double)info->probe_bytes;
 	if (writer->options.dictionary == SF_SEEK_DICT_ALWAYS) {
 		info->used = 1;
 		info->reason = "requested (always)";
 	} else if (saving * 100.0 > (double)SF_SEEK_DICT_MARGIN_PERCENT *
 					    (double)info->dict_bytes) {
 		info->used = 1;
-		info->reason = "its saving on the sample exceeds 1.5 times its size";
+		info->reason = expected ? "its saving over the shard's expected size exceeds 1.5 times its size"
+					: "its saving on the sample exceeds 1.5 times its size";
 	} else {
-		info->reason = "its saving on the sample (the shard's first 8 MiB at most) is below 1.5 times its size";
+		info->reason = expected ? "its saving over the shard's expected size is below 1.5 times its size"
+					: "its saving on the sample (the shard's first 8 MiB at most) is below 1.5 times its size";
 	}
 	for (int i = 0; info->used && i < writer->options.threads; i++) {
 		if (ZSTD_isError(ZSTD_CCtx_loadDictionary(writer->workers[i].cctx,

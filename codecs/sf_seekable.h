@@ -46,10 +46,12 @@ typedef struct sf_seek_writer sf_seek_writer;
 /*
  * Dictionary modes. With AUTO or ALWAYS the writer holds back the first
  * SF_SEEK_DICT_SAMPLE_BYTES of content (or all of a smaller shard), trains
- * a zstd dictionary of 16..112 KiB on it (about 1/100 of the sample), and
+ * a zstd dictionary of 16..112 KiB (about 1/100 of the sample) on a spread
+ * of at most SF_SEEK_DICT_TRAIN_BYTES of it, and
  * compresses a spread of up to SF_SEEK_DICT_PROBE_BYTES of those frames
  * with and without it. ALWAYS uses any dictionary it could train; AUTO
- * uses it only when the saving measured on the held content exceeds
+ * uses it only when the saving measured on the held content, scaled to
+ * the shard's expected size when that is known and larger, exceeds
  * SF_SEEK_DICT_MARGIN_PERCENT % of the dictionary's own size. Every frame of the
  * shard is then compressed with the dictionary (stored frames excepted).
  * Memory stays bounded by the sample whatever the shard's size.
@@ -76,6 +78,9 @@ typedef struct sf_seek_writer_options {
 	int threads;          /* compression workers, >= 1 */
 	int long_distance;    /* nonzero: enable zstd long-distance matching */
 	int dictionary;       /* enum sf_seek_dictionary; 0 (NEVER) by default */
+	uint64_t expected_bytes; /* content the shard is expected to get (0:
+				    unknown); AUTO weighs a dictionary's saving
+				    over this much once the sample is full */
 } sf_seek_writer_options;
 
 /* What the writer decided about a dictionary, and the figures it measured. */

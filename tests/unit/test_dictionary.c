@@ -297,6 +297,42 @@ static void test_auto(const unsigned char *rows, size_t len)
 	free(noise);
 }
 
+/* expected_bytes: auto weighs the saving over the shard's expected size,
+   but only once the sample is full (more content then follows). */
+static void test_expected(const unsigned char *rows, size_t len)
+{
+	sf_seek_writer_options options = { .level = 3, .frame_bytes = 64 * 1024, .threads = 2,
+					   .dictionary = SF_SEEK_DICT_AUTO };
+	sf_seek_dict_info info;
+	sf_error why = { 0 };
+
+	options.expected_bytes = (uint64_t)1 << 40;
+	CHECK(write_shard(temp_path("exp.zst"), temp_path("exp.dict"), rows, len, 0, &options, &info,
+			  NULL) == SF_OK, "expected: write a full sample");
+	printf("# expected 1 TiB: %s, probe %llu -> %llu\n", info.reason,
+	       (unsigned long long)info.probe_plain, (unsigned long long)info.probe_dict);
+	CHECK(strstr(info.reason, "expected size") != NULL, "expected: a full sample is weighed over the expected size");
+	/* on these rows at 64 KiB frames the saving is small: below the margin
+	   on the 8 MiB sample (checked below), far above it over 1 TiB */
+	CHECK(info.used && info.probe_dict < info.probe_plain,
+	      "expected: over 1 TiB a small saving beats the dictionary's size");
+	CHECK(read_shard(temp_path("exp.zst"), info.used ? temp_path("exp.dict") : NULL, rows, len, &why),
+	      "expected: round trip");
+
+	options.expected_bytes = 0;
+	CHECK(write_shard(temp_path("exp0.zst"), NULL, rows, len, 0, &options, &info, NULL) == SF_OK,
+	      "expected unknown: write");
+	printf("# expected unknown: %s\n", info.reason);
+	CHECK(!info.used && strstr(info.reason, "sample") != NULL && strstr(info.reason, "expected") == NULL,
+	      "expected unknown: weighed over the sample, the same saving does not pay");
+
+	options.expected_bytes = (uint64_t)1 << 40;
+	CHECK(write_shard(temp_path("exp2.zst"), NULL, rows, 2 * 1024 * 1024, 0, &options, &info, NULL) ==
+		      SF_OK, "expected, sample not full: write");
+	CHECK(strstr(info.reason, "expected") == NULL,
+	      "expected, sample not full: the shard is all there, weighed as it is");
+}
+
 int main(void)
 {
 	size_t len = SF_SEEK_DICT_SAMPLE_BYTES + 3 * 1024 * 1024 + 777;
@@ -311,6 +347,7 @@ int main(void)
 	test_round_trips(rows, len);
 	test_failures(rows, len);
 	test_auto(rows, len);
+	test_expected(rows, len);
 	snprintf(command, sizeof(command), "rm -rf '%s'", temp_dir);
 	if (!getenv("KEEP"))
 		run(command);
