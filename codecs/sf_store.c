@@ -386,7 +386,6 @@ static void free_node_contents(sf_node *node)
 	free(node->children);
 	free(node->segments);
 	free(node->target);
-	free(node->name);
 }
 
 void sf_store_free(sf_store *store)
@@ -396,6 +395,7 @@ void sf_store_free(sf_store *store)
 	if (!store)
 		return;
 	free_node_contents(&store->root);
+	free(store->root.name);
 	for (i = 0; i < store->shard_count; i++) {
 		sf_seek_reader_free(store->shards[i].reader);
 		if (store->shards[i].fd >= 0)
@@ -469,14 +469,12 @@ static sf_node *add_child(sf_store *store, sf_node *dir, const char *name, size_
 		dir->children = grown;
 		dir->child_capacity = cap;
 	}
-	child = calloc(1, sizeof(*child));
+	/* the name lives right after the node: one allocation, not two */
+	child = calloc(1, sizeof(*child) + len + 1);
 	if (!child)
 		return NULL;
-	child->name = sf_strndup(name, len);
-	if (!child->name) {
-		free(child);
-		return NULL;
-	}
+	child->name = (char *)(child + 1);
+	memcpy(child->name, name, len);
 	child->parent = dir;
 	child->index_id = -1;
 	child->ino = store->next_ino++;

@@ -39,25 +39,29 @@ typedef struct sf_segment {
 } sf_segment;
 
 typedef struct sf_node {
-	char *name;                 /* last path component ("" for the root) */
-	sf_node_type type;
-	uint32_t mode;              /* permission bits (07777) */
-	int64_t mtime_sec;
-	uint32_t mtime_nsec;
-	uint64_t size;              /* files: content bytes; symlinks: target length */
-	uint64_t ino;
-	int has_xxh64;
-	uint64_t xxh64;             /* fingerprint of a file's content, when recorded */
+	/* Fields ordered by size: a store holds one per file and folder, so
+	   every byte counts (100,000 nodes are common). */
+	char *name;                 /* last path component ("" for the root);
+				       nodes other than the root carry it in
+				       the same allocation */
 	sf_segment *segments;
-	uint32_t segment_count;
 	char *target;               /* symlink target */
 	struct sf_node *parent;
 	struct sf_node **children;  /* sorted by name (byte order) once loaded */
+	uint64_t size;              /* files: content bytes; symlinks: target length */
+	uint64_t ino;
+	uint64_t xxh64;             /* fingerprint of a file's content, when recorded */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode;              /* permission bits (07777) */
+	uint32_t segment_count;
 	uint32_t child_count;
 	uint32_t child_capacity;
 	int32_t index_id;           /* >= 0: children come from that index, lazily */
-	int loaded;                 /* children are complete */
 	sf_err load_error;          /* the lazy index failed to load */
+	uint8_t type;               /* sf_node_type */
+	uint8_t has_xxh64;
+	uint8_t loaded;             /* children are complete */
 } sf_node;
 
 typedef struct sf_store sf_store;
