@@ -9,12 +9,13 @@
 #include <zstd.h>
 
 #include "sf_format.h"
+#include "sf_store.h"
 #include "sf_util.h"
 #include "sf_xxhash.h"
 
 typedef struct tree_node {
 	char *name;               /* raw bytes, NUL-terminated */
-	json_t *entry;            /* borrowed; NULL for a folder with no entry */
+	const sf_index_entry *entry; /* borrowed; NULL for a folder with no entry */
 	size_t parent;            /* node number; node 0 is the index's folder */
 	size_t *children;
 	size_t child_count, child_capacity;
@@ -125,15 +126,13 @@ static char *entry_bytes(json_t *entry, const char *key, const char *hex_key)
 	return json_is_string(text) ? sf_hex_decode(json_string_value(text)) : NULL;
 }
 
-/* Place one 1.0 entry in the tree; 0 on a path that does not fit. */
-static int place_entry(tree *t, json_t *entry, const char **why)
+/* Place one entry in the tree; 0 on a path that does not fit. */
+static int place_entry(tree *t, const sf_index_entry *entry, const char **why)
 {
-	char *path = entry_bytes(entry, "path", "path_hex");
-	const char *p = path;
+	const char *p = entry->path;
 	size_t dir = 0;
-	int ok = 0;
 
-	if (!path) {
+	if (!p) {
 		*why = "an entry without a path";
 		return 0;
 	}
@@ -144,7 +143,7 @@ static int place_entry(tree *t, json_t *entry, const char **why)
 
 		if (len == 0 || len > SF_MAX_NAME_BYTES) {
 			*why = "an entry with an empty or long path component";
-			goto out;
+			return 0;
 		}
 		memcpy(name, p, len);
 		name[len] = '\0';
@@ -152,30 +151,26 @@ static int place_entry(tree *t, json_t *entry, const char **why)
 		if (!slash) {
 			if (child && t->nodes[child].entry) {
 				*why = "an entry listed twice";
-				goto out;
+				return 0;
 			}
 			if (!child)
 				child = add_node(t, dir, p, len);
 			if (!child) {
 				*why = "out of memory";
-				goto out;
+				return 0;
 			}
 			t->nodes[child].entry = entry;
-			ok = 1;
-			goto out;
+			return 1;
 		}
 		if (!child)
 			child = add_node(t, dir, p, len);
 		if (!child) {
 			*why = "out of memory";
-			goto out;
+			return 0;
 		}
 		dir = child;
 		p = slash + 1;
 	}
-out:
-	free(path);
-	return ok;
 }
 
 /* Digit runs compare as numbers, everything else byte by byte. */
@@ -354,18 +349,12 @@ static void tb_name(text_buf *b, const char *bytes)
 
 /* The time as the difference from the entry before, or [sec, nsec]
    when the difference does not fit in 62 bits. */
-static void tb_mtime(text_buf *b, encoder *e, json_t *entry)
+static void tb_mtime(text_buf *b, encoder *e, const sf_index_entry *entry)
 {
-	json_t *mtime = json_object_get(entry, "mtime");
-	int64_t sec = 0;
-	uint32_t nsec = 0;
+	int64_t sec = entry->mtime_sec;
+	uint32_t nsec = entry->mtime_nsec;
 	__int128 delta;
 
-	if (json_is_array(mtime) && json_is_integer(json_array_get(mtime, 0)) &&
-	    json_is_integer(json_array_get(mtime, 1))) {
-		sec = json_integer_value(json_array_get(mtime, 0));
-		nsec = (uint32_t)json_integer_value(json_array_get(mtime, 1));
-	}
 	delta = ((__int128)sec - e->last_sec) * 1000000000 + ((__int128)nsec - e->last_nsec);
 	e->last_sec = sec;
 	e->last_nsec = nsec;
@@ -380,33 +369,29 @@ static void tb_mtime(text_buf *b, encoder *e, json_t *entry)
 	tb_int(b, (long long)delta);
 }
 
-static void tb_mode(text_buf *b, json_t *entry, uint32_t fallback)
+static void tb_mode(text_buf *b, const sf_index_entry *entry, uint32_t fallback)
 {
-	json_t *mode = json_object_get(entry, "mode");
-
-	tb_int(b, json_is_integer(mode) ? (json_integer_value(mode) & 07777) : fallback);
+	tb_int(b, entry->has_mode ? (entry->mode & 07777) : fallback);
 }
 
-static void tb_segments(text_buf *b, encoder *e, json_t *list)
+static void tb_segments(text_buf *b, encoder *e, const sf_index_entry *entry)
 {
 	size_t i;
 
 	tb_char(b, '[');
-	for (i = 0; i < json_array_size(list); i++) {
-		json_t *seg = json_array_get(list, i);
-		uint64_t offset = (uint64_t)json_integer_value(json_array_get(seg, 1));
-		uint64_t length = (uint64_t)json_integer_value(json_array_get(seg, 2));
+	for (i = 0; i < entry->segment_count; i++) {
+		const sf_segment *seg = &entry->segments[i];
 
 		if (i > 0)
 			tb_char(b, ',');
-		tb_int(b, json_integer_value(json_array_get(seg, 0)));
+		tb_int(b, seg->shard);
 		tb_char(b, ',');
-		tb_int(b, (long long)(offset - e->cursor));
+		tb_int(b, (long long)(seg->shard_offset - e->cursor));
 		tb_char(b, ',');
-		tb_int(b, (long long)length);
+		tb_int(b, (long long)seg->length);
 		tb_char(b, ',');
-		tb_int(b, json_integer_value(json_array_get(seg, 3)));
-		e->cursor = offset + length;
+		tb_int(b, seg->subst);
+		e->cursor = seg->shard_offset + seg->length;
 	}
 	tb_char(b, ']');
 }
@@ -417,15 +402,11 @@ static int encode_children(encoder *e, tree *t, size_t dir, text_buf *b);
 static int encode_node(encoder *e, tree *t, size_t id, text_buf *b)
 {
 	tree_node *n = &t->nodes[id];
-	json_t *entry = n->entry;
-	const char *type = entry ? json_string_value(json_object_get(entry, "type")) : "dir";
+	const sf_index_entry *entry = n->entry;
+	int type = entry ? entry->type : SF_NODE_DIR;
 
-	if (!type)
-		return 0;
 	tb_char(b, '[');
-	if (strcmp(type, "file") == 0) {
-		json_t *hash = json_object_get(entry, "xxh64");
-
+	if (type == SF_NODE_FILE) {
 		tb_string(b, SF_INDEX_FILE);
 		tb_char(b, ',');
 		tb_name(b, n->name);
@@ -434,14 +415,12 @@ static int encode_node(encoder *e, tree *t, size_t id, text_buf *b)
 		tb_char(b, ',');
 		tb_mtime(b, e, entry);
 		tb_char(b, ',');
-		tb_segments(b, e, json_object_get(entry, "segments"));
-		if (e->keep_hashes && json_is_string(hash)) {
+		tb_segments(b, e, entry);
+		if (e->keep_hashes && entry->xxh64) {
 			tb_char(b, ',');
-			tb_string(b, json_string_value(hash));
+			tb_string(b, entry->xxh64);
 		}
-	} else if (strcmp(type, "dir") == 0) {
-		json_t *index = entry ? json_object_get(entry, "index") : NULL;
-
+	} else if (type == SF_NODE_DIR) {
 		tb_string(b, SF_INDEX_DIR);
 		tb_char(b, ',');
 		tb_name(b, n->name);
@@ -456,24 +435,21 @@ static int encode_node(encoder *e, tree *t, size_t id, text_buf *b)
 		else
 			tb_put(b, "null", 4);
 		tb_char(b, ',');
-		if (json_is_integer(index))
-			tb_int(b, json_integer_value(index));
+		if (entry && entry->has_index)
+			tb_int(b, entry->index);
 		else if (!encode_children(e, t, id, b))
 			return 0;
-	} else if (strcmp(type, "symlink") == 0) {
-		char *target = entry_bytes(entry, "target", "target_hex");
-
+	} else if (type == SF_NODE_SYMLINK) {
 		tb_string(b, SF_INDEX_SYMLINK);
 		tb_char(b, ',');
 		tb_name(b, n->name);
 		tb_char(b, ',');
 		tb_mtime(b, e, entry);
 		tb_char(b, ',');
-		if (target)
-			tb_name(b, target);
+		if (entry->target)
+			tb_name(b, entry->target);
 		else
 			tb_put(b, "\"\"", 2);
-		free(target);
 	} else {
 		return 0;
 	}
@@ -501,8 +477,8 @@ static int encode_children(encoder *e, tree *t, size_t dir, text_buf *b)
 	return !b->failed;
 }
 
-sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *len,
-		       sf_error *err)
+sf_err sf_index_encode_entries(const sf_index_entry *entries, size_t count, int keep_hashes,
+				char **text, size_t *len, sf_error *err)
 {
 	tree t = { NULL, 0, 64, NULL, 128 };
 	encoder e = { keep_hashes, 0, 0, 0 };
@@ -519,8 +495,8 @@ sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *le
 	}
 	t.count = 1; /* node 0: the folder the index describes */
 	t.nodes[0].name = sf_strdup("");
-	for (i = 0; i < json_array_size(entries); i++) {
-		if (!place_entry(&t, json_array_get(entries, i), &why)) {
+	for (i = 0; i < count; i++) {
+		if (!place_entry(&t, &entries[i], &why)) {
 			rc = sf_error_set(err, strcmp(why, "out of memory") == 0 ? SF_ERR_NOMEM : SF_ERR_FORMAT,
 					  "index entry %zu: %s", i, why);
 			goto out;
@@ -548,6 +524,82 @@ out:
 	free(t.nodes);
 	free(t.slots);
 	free(b.data);
+	return rc;
+}
+
+/* One 1.0-shaped JSON entry as an sf_index_entry; what it allocates goes
+   to *path, *target and *segments for the caller to free. */
+static void entry_from_json(json_t *item, sf_index_entry *out, char **path, char **target,
+			    sf_segment **segments)
+{
+	const char *type = json_string_value(json_object_get(item, "type"));
+	json_t *mode = json_object_get(item, "mode"), *mtime = json_object_get(item, "mtime");
+	json_t *hash = json_object_get(item, "xxh64"), *index = json_object_get(item, "index");
+	json_t *list = json_object_get(item, "segments");
+	size_t i, n = json_array_size(list);
+
+	memset(out, 0, sizeof(*out));
+	*path = entry_bytes(item, "path", "path_hex");
+	*target = NULL;
+	*segments = NULL;
+	out->path = *path;
+	out->type = !type ? -1 : strcmp(type, "file") == 0 ? SF_NODE_FILE
+			: strcmp(type, "dir") == 0 ? SF_NODE_DIR
+			: strcmp(type, "symlink") == 0 ? SF_NODE_SYMLINK : -1;
+	out->has_mode = json_is_integer(mode);
+	out->mode = out->has_mode ? (uint32_t)(json_integer_value(mode) & 07777) : 0;
+	if (json_is_array(mtime) && json_is_integer(json_array_get(mtime, 0)) &&
+	    json_is_integer(json_array_get(mtime, 1))) {
+		out->mtime_sec = json_integer_value(json_array_get(mtime, 0));
+		out->mtime_nsec = (uint32_t)json_integer_value(json_array_get(mtime, 1));
+	}
+	out->xxh64 = json_is_string(hash) ? json_string_value(hash) : NULL;
+	out->has_index = json_is_integer(index);
+	out->index = out->has_index ? json_integer_value(index) : 0;
+	if (out->type == SF_NODE_SYMLINK) {
+		*target = entry_bytes(item, "target", "target_hex");
+		out->target = *target;
+	}
+	if (n > 0 && (*segments = calloc(n, sizeof(**segments))) != NULL) {
+		for (i = 0; i < n; i++) {
+			json_t *seg = json_array_get(list, i);
+
+			(*segments)[i].shard = (uint32_t)json_integer_value(json_array_get(seg, 0));
+			(*segments)[i].shard_offset = (uint64_t)json_integer_value(json_array_get(seg, 1));
+			(*segments)[i].length = (uint64_t)json_integer_value(json_array_get(seg, 2));
+			(*segments)[i].subst = (uint8_t)json_integer_value(json_array_get(seg, 3));
+		}
+		out->segments = *segments;
+		out->segment_count = n;
+	}
+}
+
+sf_err sf_index_encode(json_t *entries, int keep_hashes, char **text, size_t *len,
+		       sf_error *err)
+{
+	size_t count = json_array_size(entries), i;
+	sf_index_entry *list = calloc(count ? count : 1, sizeof(*list));
+	char **owned = calloc(count * 2 + 1, sizeof(*owned));
+	sf_segment **segs = calloc(count ? count : 1, sizeof(*segs));
+	sf_err rc;
+
+	if (!list || !owned || !segs) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < count; i++)
+		entry_from_json(json_array_get(entries, i), &list[i], &owned[2 * i], &owned[2 * i + 1],
+				&segs[i]);
+	rc = sf_index_encode_entries(list, count, keep_hashes, text, len, err);
+out:
+	for (i = 0; owned && segs && i < count; i++) {
+		free(owned[2 * i]);
+		free(owned[2 * i + 1]);
+		free(segs[i]);
+	}
+	free(owned);
+	free(segs);
+	free(list);
 	return rc;
 }
 

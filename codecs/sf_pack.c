@@ -894,23 +894,18 @@ static json_t *symlink_json(const char *path, const char *target, int64_t sec, u
 	return entry;
 }
 
-/* Write an index document (format 2.0, docs/FORMAT.md); returns its id in
-   *id. Consumes entries. keep_hashes: 0 for views derived from source
-   files, whose content the source entries and frame checksums already
-   guard; the fingerprints would be a third of the index. */
-static sf_err write_index(packer *p, json_t *entries, int keep_hashes, long *id, sf_error *err)
+/* Compress an index's text and write it as the next index file. */
+static sf_err write_index_text(packer *p, const char *text, size_t text_len, long *id, sf_error *err)
 {
-	char name[64], buf[17], *text = NULL, *full = NULL;
+	char name[64], buf[17], *full = NULL;
 	void *packed = NULL;
-	size_t text_len = 0, packed_len = 0;
+	size_t packed_len = 0;
 	int fd = -1;
 	sf_err rc;
 
 	snprintf(name, sizeof(name), "%s/%05zu%s", SF_STORE_INDEX_DIR, json_array_size(p->indexes),
 		 SF_INDEX_SUFFIX);
-	rc = sf_index_encode(entries, keep_hashes, &text, &text_len, err);
-	if (rc == SF_OK)
-		rc = sf_index_compress(text, text_len, &packed, &packed_len, err);
+	rc = sf_index_compress(text, text_len, &packed, &packed_len, err);
 	if (rc != SF_OK)
 		goto out;
 	full = sf_path_join(p->tmp, name);
@@ -931,37 +926,72 @@ out:
 	if (fd >= 0)
 		close(fd);
 	free(full);
-	free(text);
 	free(packed);
+	return rc;
+}
+
+/* Write an index document (format 2.0, docs/FORMAT.md); returns its id in
+   *id. Consumes entries. keep_hashes: 0 for views derived from source
+   files, whose content the source entries and frame checksums already
+   guard; the fingerprints would be a third of the index. */
+static sf_err write_index(packer *p, json_t *entries, int keep_hashes, long *id, sf_error *err)
+{
+	char *text = NULL;
+	size_t text_len = 0;
+	sf_err rc = sf_index_encode(entries, keep_hashes, &text, &text_len, err);
+
+	if (rc == SF_OK)
+		rc = write_index_text(p, text, text_len, id, err);
+	free(text);
 	json_decref(entries);
 	return rc;
 }
 
+/* The source tree's index, encoded straight from the entries: for a
+   cache of 50,000 files a JSON document of them would take 80 MB. */
 static sf_err write_source_index(packer *p, long *id, sf_error *err)
 {
-	json_t *entries = json_array();
-	size_t i;
+	sf_index_entry *list = calloc(p->entry_count ? p->entry_count : 1, sizeof(*list));
+	char (*hashes)[17] = calloc(p->entry_count ? p->entry_count : 1, sizeof(*hashes));
+	char *text = NULL;
+	size_t i, count = 0, text_len = 0;
+	sf_err rc;
 
-	if (!entries)
+	if (!list || !hashes) {
+		free(list);
+		free(hashes);
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
 	for (i = 0; i < p->entry_count; i++) {
-		src_entry *e = &p->entries[i];
-		json_t *item = NULL;
+		const src_entry *e = &p->entries[i];
+		sf_index_entry *item = &list[count];
 
 		if (e->base)
 			continue; /* outside SRC: only in the step views */
-		if (e->type == SF_NODE_DIR)
-			item = dir_json(e->path, e->mode, e->mtime_sec, e->mtime_nsec, -1);
-		else if (e->type == SF_NODE_FILE)
-			item = file_json(e->path, e->mode, e->mtime_sec, e->mtime_nsec, &e->segs, 1, e->xxh64);
-		else
-			item = symlink_json(e->path, e->target, e->mtime_sec, e->mtime_nsec);
-		if (!item || json_array_append_new(entries, item) != 0) {
-			json_decref(entries);
-			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		count++;
+		item->path = e->path;
+		item->type = e->type;
+		item->mtime_sec = e->mtime_sec;
+		item->mtime_nsec = e->mtime_nsec;
+		if (e->type != SF_NODE_SYMLINK) {
+			item->has_mode = 1;
+			item->mode = e->mode;
+		}
+		if (e->type == SF_NODE_FILE) {
+			item->segments = e->segs.items;
+			item->segment_count = e->segs.count;
+			item->xxh64 = hex64(e->xxh64, hashes[i]);
+		} else if (e->type == SF_NODE_SYMLINK) {
+			item->target = e->target;
 		}
 	}
-	return write_index(p, entries, 1, id, err);
+	rc = sf_index_encode_entries(list, count, 1, &text, &text_len, err);
+	if (rc == SF_OK)
+		rc = write_index_text(p, text, text_len, id, err);
+	free(text);
+	free(hashes);
+	free(list);
+	return rc;
 }
 
 /* ---- generated files ----------------------------------------------------- */
