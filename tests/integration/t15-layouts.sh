@@ -106,6 +106,47 @@ PY
 	check "$layout layout (rows once): unmount" unmount "$TMP/once-$layout.mnt"
 done
 
+# list segments follow strings and nesting: rows whose strings hold ',', ']',
+# '}', quotes and backslashes, nested lists, single-line rows between
+# multi-line ones, NaN and Infinity, as json.dump(indent=2) writes them
+$GEN --layout monolithic --out "$TMP/tricky" --seed 17 --steps 3 --batches 6 --batch-size 5 --interrupted >/dev/null
+python3 - "$TMP/tricky" <<'PY'
+import glob, json, sys
+path = glob.glob(sys.argv[1] + "/**/batch_manager.json", recursive=True)[0]
+doc = json.load(open(path))
+tricky = [
+    {"s": "a,b", "t": "]", "u": "}", "v": "\\", "w": "x\\\"y,", "n": [1, [2, [3, {"k": ","}]]], "e": {}, "l": []},
+    "a string row, with a comma",
+    12345, None, [], {},
+    ["list", "row", {"a": [",", "]"], "b": "[{"}],
+    {"deep": [[[[[]]]]], "q": "\"],[\"", "f": float("nan"), "g": float("-inf")},
+    {"u": "\u00e9\u2028\U0001F600", "z": "\\\\,"},
+]
+rows = 0
+for step in doc.values():
+    if isinstance(step, dict) and isinstance(step.get("data"), dict):
+        for pred, lst in step["data"].items():
+            if isinstance(lst, list) and lst:
+                step["data"][pred] = [tricky[i % len(tricky)] for i in range(len(lst))]
+                rows += len(lst)
+assert rows, "no rows to replace"
+with open(path, "w") as f:
+    json.dump(doc, f, indent=2)
+PY
+check "tricky pretty rows: pack" "$STEPSTORE" pack -q "$TMP/tricky" "$TMP/tricky.stepfs"
+check "tricky pretty rows: mount" mount_store "$TMP/tricky.stepfs" "$TMP/tricky.mnt"
+check "tricky pretty rows: rows.jsonl row for row, batches and source exact" \
+	python3 "$ROOT/tests/integration/layout_oracle.py" check "$TMP/tricky" "$TMP/tricky.mnt"
+check "tricky pretty rows: one line per row" python3 - "$TMP/tricky.mnt" <<'PY'
+import glob, json, math, sys
+n = 0
+for path in glob.glob(sys.argv[1] + "/step_*/rows.jsonl"):
+    for line in open(path, "rb").read().decode().split("\n")[:-1]:
+        json.loads(line); n += 1
+assert n > 0, "no rows"
+PY
+check "tricky pretty rows: unmount" unmount "$TMP/tricky.mnt"
+
 # a pipeline folder and a lone execution folder are accepted too; the
 # execution's batches come from the pipeline's shared steps_data/
 pipeline=$(ls -d "$TMP/current/pipelines/"*)
