@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,7 +185,12 @@ typedef struct packer {
 	size_t batch_order;
 	char *external_root;       /* a lone execution's pipeline folder, or NULL */
 	int list_lines_used;       /* a segment uses SF_SUBST_LIST_LINES: format 2.1 */
-	sf_jscan *scanner;         /* reused for every JSON file */
+	sf_jscan *scanner;         /* reused for every JSON file (packing thread) */
+	pthread_t main_thread;     /* the one that draws progress */
+	pthread_mutex_t shard_lock; /* shard_open while two threads pack batches */
+	int shard_lock_ready;
+	int parallel;              /* a second thread is packing batch files */
+	int stop;                  /* the other packing thread failed: stop too */
 	uint64_t shared_json_bytes; /* files holding several steps' rows (monolithic,
 				       per-step manager): a step's expected bytes
 				       when no file is its alone */
@@ -192,7 +198,7 @@ typedef struct packer {
 
 static int cancelled(const packer *p)
 {
-	return p->options->cancel && *p->options->cancel;
+	return (p->options->cancel && *p->options->cancel) || __atomic_load_n(&p->stop, __ATOMIC_RELAXED);
 }
 
 static sf_err check_cancel(const packer *p, sf_error *err)
@@ -211,6 +217,8 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
 
 static void draw_progress(packer *p, int final)
 {
+	if (p->parallel && !pthread_equal(pthread_self(), p->main_thread))
+		return;
 	struct timespec now;
 	double elapsed, rate, left;
 	int width = 30, filled;
@@ -384,8 +392,29 @@ out:
 
 /* ---- output shards ------------------------------------------------------- */
 
+static sf_err shard_open_locked(packer *p, const char *kind, const char *label, int level,
+				uint64_t expected, long *id_out, sf_error *err);
+
+/* Open the next shard. While two threads pack batch files, p->shards has
+   room reserved (pack_batches), so it never moves under the other thread. */
 static sf_err shard_open(packer *p, const char *kind, const char *label, int level,
 			 uint64_t expected, long *id_out, sf_error *err)
+{
+	sf_err rc;
+
+	if (p->parallel)
+		pthread_mutex_lock(&p->shard_lock);
+	if (p->parallel && p->shard_count == p->shard_capacity)
+		rc = sf_error_set(err, SF_ERR_LIMIT, "more shards than reserved for packing in parallel");
+	else
+		rc = shard_open_locked(p, kind, label, level, expected, id_out, err);
+	if (p->parallel)
+		pthread_mutex_unlock(&p->shard_lock);
+	return rc;
+}
+
+static sf_err shard_open_locked(packer *p, const char *kind, const char *label, int level,
+				uint64_t expected, long *id_out, sf_error *err)
 {
 	out_shard shard;
 	sf_seek_writer_options wo;
@@ -545,6 +574,7 @@ typedef struct src_reader {
 	uint64_t pos;
 	sf_xxh64_state hash;
 	sf_jscan *scan;        /* the file's scanner, or NULL */
+	unsigned char *buffer; /* COPY_BUFFER_BYTES, the calling thread's */
 } src_reader;
 
 /* Copy the next (end - pos) bytes of the file into shard (or skip them
@@ -564,7 +594,7 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 		if (data) {
 			n = (ssize_t)(avail < want ? avail : want);
 		} else {
-			n = pread(reader->fd, p->buffer, want, (off_t)reader->pos);
+			n = pread(reader->fd, reader->buffer, want, (off_t)reader->pos);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
@@ -573,7 +603,7 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 			if (n == 0)
 				return sf_error_set(err, SF_ERR_IO, "'%s': file shrank while being packed (at byte %" PRIu64 ")",
 						    reader->path, reader->pos);
-			data = p->buffer;
+			data = reader->buffer;
 		}
 		sf_xxh64_update(&reader->hash, data, (size_t)n);
 		if (shard >= 0) {
@@ -584,7 +614,7 @@ static sf_err copy_range(packer *p, src_reader *reader, uint64_t end, long shard
 		reader->pos += (uint64_t)n;
 		if (reader->scan)
 			sf_jscan_keep_from(reader->scan, reader->pos);
-		p->done_bytes += (uint64_t)n;
+		__atomic_add_fetch(&p->done_bytes, (uint64_t)n, __ATOMIC_RELAXED);
 		draw_progress(p, 0);
 		if (cancelled(p))
 			return check_cancel(p, err);
@@ -604,6 +634,7 @@ static sf_err open_source(packer *p, src_entry *entry, src_reader *reader, char 
 	reader->path = *full;
 	reader->pos = 0;
 	reader->scan = NULL;
+	reader->buffer = p->buffer;
 	sf_xxh64_init(&reader->hash, 0);
 	return SF_OK;
 }
@@ -1297,7 +1328,7 @@ static sf_err close_list(walker *w, sf_error *err)
 	if (!w->in_list)
 		return SF_OK;
 	w->in_list = 0;
-	w->p->list_lines_used = 1;
+	__atomic_store_n(&w->p->list_lines_used, 1, __ATOMIC_RELAXED);
 	if (!seg_push(rows, (uint32_t)w->shard, w->list_start, w->list_end - w->list_start,
 		      SF_SUBST_LIST_LINES) ||
 	    !seg_push(rows, (uint32_t)w->shard, 0, 1, SF_SUBST_NONE))
@@ -1555,7 +1586,7 @@ static sf_err begin_batch(walker *w, long group, uint64_t start, sf_error *err)
 	w->batch = calloc(1, sizeof(*w->batch));
 	if (!w->batch)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	w->batch->order = w->p->batch_order++;
+	w->batch->order = __atomic_fetch_add(&w->p->batch_order, 1, __ATOMIC_RELAXED);
 	w->batch->mtime_sec = w->entry->mtime_sec;
 	w->batch->mtime_nsec = w->entry->mtime_nsec;
 	w->batch_group = group;
@@ -1801,7 +1832,9 @@ static sf_err walk_value(walker *w, sf_error *err)
 }
 
 /* Pack one JSON file whose batches the plan locates. */
-static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan, sf_error *err)
+/* Pack one JSON file with the calling thread's scanner and copy buffer. */
+static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan, sf_jscan **scanner,
+			     unsigned char *buffer, sf_error *err)
 {
 	src_reader reader;
 	walker w;
@@ -1822,14 +1855,15 @@ static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan,
 	so.allow_nan = 1;
 	/* the scanner reads the fd front to back; copies use pread or its
 	   window. One scanner serves every file: its window is reused. */
-	if (p->scanner)
-		rc = sf_jscan_reopen_fd(p->scanner, reader.fd, full, err);
+	if (*scanner)
+		rc = sf_jscan_reopen_fd(*scanner, reader.fd, full, err);
 	else
-		rc = sf_jscan_open_fd(&p->scanner, reader.fd, full, &so, err);
+		rc = sf_jscan_open_fd(scanner, reader.fd, full, &so, err);
 	if (rc != SF_OK)
 		goto out;
-	w.scan = p->scanner;
+	w.scan = *scanner;
 	reader.scan = w.scan;
+	reader.buffer = buffer;
 	w.p = p;
 	w.entry = entry;
 	w.reader = &reader;
@@ -2511,6 +2545,163 @@ static sf_err pack_jsonl_file(packer *p, src_entry *e, sf_error *err)
 
 /* Pack every file that holds batches, then close the step shards and
    assemble each step's rows.jsonl in seq_no order. */
+/*
+ * Whole batch files (current and per-batch layouts) of different steps go
+ * to different shards, so two threads can pack them at once: each takes
+ * whole steps (balanced by their bytes), in the usual order within a
+ * step. What they share: p->shards (room reserved, shard_open locked), the
+ * progress counter, batch_order and list_lines_used (atomics).
+ */
+typedef struct batch_lane {
+	packer *p;
+	size_t *files;         /* entry numbers, in packing order */
+	size_t count;
+	sf_jscan *scanner;
+	unsigned char *buffer;
+	sf_err rc;
+	sf_error error;
+} batch_lane;
+
+static void *batch_lane_main(void *arg)
+{
+	batch_lane *lane = arg;
+	size_t i;
+
+	for (i = 0; lane->rc == SF_OK && i < lane->count; i++) {
+		src_entry *e = &lane->p->entries[lane->files[i]];
+		json_plan plan = { whole_file_batch, 1, "", e->group, e->batch_name };
+
+		lane->rc = pack_json_file(lane->p, e, &plan, &lane->scanner, lane->buffer, &lane->error);
+	}
+	if (lane->rc != SF_OK)
+		__atomic_store_n(&lane->p->stop, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* Split the sorted whole-batch files into two lanes by step; 0 when it
+   is not worth a thread (one step, one thread, one file). */
+static int split_lanes(packer *p, const size_t *order, size_t n, batch_lane lanes[2])
+{
+	uint64_t load[2] = { 0, 0 };
+	int *lane_of = NULL;
+	size_t i, groups = 0;
+	long last = -1;
+
+	if (n < 2 || p->options->threads < 2)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (p->entries[order[i]].group != last)
+			groups++;
+		last = p->entries[order[i]].group;
+	}
+	if (groups < 2)
+		return 0;
+	lane_of = calloc(p->group_count ? p->group_count : 1, sizeof(*lane_of));
+	lanes[0].files = malloc(n * sizeof(size_t));
+	lanes[1].files = malloc(n * sizeof(size_t));
+	if (!lane_of || !lanes[0].files || !lanes[1].files) {
+		free(lane_of);
+		return 0;
+	}
+	/* the larger steps first, each to the lighter lane */
+	for (;;) {
+		long best = -1;
+
+		for (i = 0; i < p->group_count; i++)
+			if (!lane_of[i] && (best < 0 || p->groups[i].expected_bytes > p->groups[best].expected_bytes))
+				best = (long)i;
+		if (best < 0)
+			break;
+		lane_of[best] = load[0] <= load[1] ? 1 : 2;
+		load[lane_of[best] - 1] += p->groups[best].expected_bytes;
+	}
+	for (i = 0; i < n; i++) {
+		long g = p->entries[order[i]].group;
+		batch_lane *lane = &lanes[g >= 0 && lane_of[g] == 2 ? 1 : 0];
+
+		lane->files[lane->count++] = order[i];
+	}
+	free(lane_of);
+	return lanes[0].count > 0 && lanes[1].count > 0;
+}
+
+/* Pack the whole batch files on two threads; 1 when it did (rc set). */
+static int pack_whole_batches_parallel(packer *p, const size_t *order, size_t n, sf_err *rc,
+				       sf_error *err)
+{
+	batch_lane lanes[2];
+	pthread_t thread;
+	size_t reserve, i;
+	int started;
+
+	memset(lanes, 0, sizeof(lanes));
+	if (!split_lanes(p, order, n, lanes)) {
+		free(lanes[0].files);
+		free(lanes[1].files);
+		return 0;
+	}
+	/* every step's first shard now, in step order (stable shard numbers);
+	   room for the ones rolled over past shard_bytes */
+	reserve = p->shard_count + 8;
+	for (i = 0; i < p->group_count; i++)
+		reserve += 1 + p->groups[i].expected_bytes / p->options->shard_bytes;
+	*rc = SF_OK;
+	for (i = 0; *rc == SF_OK && i < n; i++) {
+		long shard, g = p->entries[order[i]].group;
+
+		if (g >= 0 && p->groups[g].shard < 0)
+			*rc = group_shard(p, g, &shard, err);
+	}
+	if (*rc == SF_OK && reserve > p->shard_capacity) {
+		out_shard *grown = realloc(p->shards, reserve * sizeof(*grown));
+
+		if (!grown)
+			*rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		else {
+			p->shards = grown;
+			p->shard_capacity = reserve;
+		}
+	}
+	lanes[0].p = lanes[1].p = p;
+	lanes[0].scanner = p->scanner;
+	lanes[0].buffer = p->buffer;
+	lanes[1].buffer = malloc(COPY_BUFFER_BYTES);
+	if (*rc == SF_OK && !lanes[1].buffer)
+		*rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (*rc != SF_OK) {
+		free(lanes[0].files);
+		free(lanes[1].files);
+		free(lanes[1].buffer);
+		return 1;
+	}
+	p->main_thread = pthread_self();
+	p->parallel = 1;
+	started = pthread_create(&thread, NULL, batch_lane_main, &lanes[1]) == 0;
+	if (!started)
+		batch_lane_main(&lanes[1]); /* no thread: one after the other */
+	batch_lane_main(&lanes[0]);
+	if (started)
+		pthread_join(thread, NULL);
+	p->parallel = 0;
+	p->scanner = lanes[0].scanner;
+	sf_jscan_free(lanes[1].scanner);
+	free(lanes[1].buffer);
+	/* report the failure that stopped the other lane, not its "interrupted" */
+	if (lanes[0].rc != SF_OK && (lanes[1].rc == SF_OK || strcmp(lanes[0].error.message, "interrupted") != 0 ||
+				     (p->options->cancel && *p->options->cancel))) {
+		*rc = lanes[0].rc;
+		if (err)
+			*err = lanes[0].error;
+	} else if (lanes[1].rc != SF_OK) {
+		*rc = lanes[1].rc;
+		if (err)
+			*err = lanes[1].error;
+	}
+	free(lanes[0].files);
+	free(lanes[1].files);
+	return 1;
+}
+
 static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 {
 	size_t *order = NULL, n = 0, i, g;
@@ -2525,11 +2716,13 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 	sort_context = p;
 	if (n > 1)
 		qsort(order, n, sizeof(*order), compare_whole_batches);
+	if (pack_whole_batches_parallel(p, order, n, &rc, err))
+		n = 0;
 	for (i = 0; rc == SF_OK && i < n; i++) {
 		src_entry *e = &p->entries[order[i]];
 		json_plan plan = { whole_file_batch, 1, "", e->group, e->batch_name };
 
-		rc = pack_json_file(p, e, &plan, err);
+		rc = pack_json_file(p, e, &plan, &p->scanner, p->buffer, err);
 	}
 	for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
 		src_entry *e = &p->entries[i];
@@ -2557,7 +2750,7 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 			continue;
 		}
 		plan.group_prefix = xs[e->execution].dir;
-		rc = pack_json_file(p, e, &plan, err);
+		rc = pack_json_file(p, e, &plan, &p->scanner, p->buffer, err);
 	}
 	free(order);
 	for (g = 0; g < p->group_count; g++) {
@@ -3371,6 +3564,8 @@ static void packer_release(packer *p)
 
 	sf_jscan_free(p->scanner);
 	p->scanner = NULL;
+	if (p->shard_lock_ready)
+		pthread_mutex_destroy(&p->shard_lock);
 	for (i = 0; i < p->entry_count; i++) {
 		free(p->entries[i].batch_name);
 		free(p->entries[i].path);
@@ -3517,6 +3712,8 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 		 (long)getpid());
 	p.tmp = sf_strdup(tmp_name);
 	p.buffer = malloc(COPY_BUFFER_BYTES);
+	sf_mutex_init(&p.shard_lock);
+	p.shard_lock_ready = 1;
 	p.indexes = json_array();
 	p.execution_summaries = json_array();
 	root_entries = json_array();

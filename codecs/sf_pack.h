@@ -29,7 +29,9 @@
 typedef struct sf_pack_options {
 	int level;              /* zstd level (default SF_DEFAULT_LEVEL) */
 	size_t frame_bytes;     /* content bytes per frame (SF_DEFAULT_FRAME_BYTES) */
-	int threads;            /* compression threads (default: online CPUs) */
+	int threads;            /* compression threads (default: online CPUs); with
+				   2 or more, whole batch files of different steps
+				   are also scanned on two threads */
 	int long_distance;      /* zstd long-distance matching */
 	int dictionary;         /* enum sf_seek_dictionary: per-shard trained
 				   dictionaries (default SF_SEEK_DICT_AUTO) */

@@ -172,6 +172,25 @@ else
 	not_ok "a missing referenced batch file: exit 4 naming both paths, no store (exit $status)"; sed 's/^/#   /' "$TMP/err.txt"
 fi
 
+# steps are packed on two threads; a broken batch file in any step stops
+# the pack with its own name and byte offset, whichever thread met it
+$GEN --layout current --out "$TMP/lanes" --seed 18 --steps 4 --batches 12 --batch-size 5 >/dev/null
+for dir in "$TMP/lanes"/pipelines/*/steps_data/*; do
+	victim=$(ls "$dir"/batch_*.json | sort -V | tail -1)
+	cp "$victim" "$TMP/victim.keep"
+	printf '{"seq_no": 1, "data": [[{"a": tru' > "$victim"
+	"$STEPSTORE" pack -q "$TMP/lanes" "$TMP/lanes.stepfs" 2>"$TMP/err.txt"
+	status=$?
+	if [ $status -eq 3 ] && grep -q "$(basename "$dir")/$(basename "$victim")': byte " "$TMP/err.txt" &&
+	   ! grep -q interrupted "$TMP/err.txt" && [ ! -e "$TMP/lanes.stepfs" ]; then
+		ok "broken batch file in $(basename "$dir"): exit 3 naming it, no store"
+	else
+		not_ok "broken batch file in $(basename "$dir"): exit 3 naming it, no store (exit $status)"; sed 's/^/#   /' "$TMP/err.txt"
+	fi
+	cp "$TMP/victim.keep" "$victim"
+done
+check "the same cache packs again once repaired" "$STEPSTORE" pack -q "$TMP/lanes" "$TMP/lanes.stepfs"
+
 # a layout can be forced; a wrong one is refused with a clear message
 $GEN --out "$TMP/plain-src" --layout current --seed 10 --steps 2 --batches 2 --batch-size 2 >/dev/null
 check "--layout plain packs a cache as a plain folder" \
