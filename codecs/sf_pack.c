@@ -2813,27 +2813,50 @@ static int compare_strings(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-/* step_N/: step.json, batches/, rows.jsonl, as one index. */
-static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_json,
-			      int64_t step_sec, uint32_t step_nsec, uint64_t step_hash, int has_step_hash,
-			      int64_t mtime_sec, uint32_t mtime_nsec, long *index_id, sf_error *err)
+/* One read-only file of a step's folder, for the index encoder. */
+static void view_file(sf_index_entry *item, const char *path, int64_t sec, uint32_t nsec,
+		      const seg_vec *segs)
 {
-	json_t *entries = json_array();
-	char **names = NULL;
-	size_t b, count = group ? group->batch_count : 0;
-	seg_vec empty = { NULL, 0, 0, 0, 0 };
+	memset(item, 0, sizeof(*item));
+	item->path = path;
+	item->type = SF_NODE_FILE;
+	item->has_mode = 1;
+	item->mode = 0444;
+	item->mtime_sec = sec;
+	item->mtime_nsec = nsec;
+	if (segs) {
+		item->segments = segs->items;
+		item->segment_count = segs->count;
+	}
+}
 
-	if (!entries)
-		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	if (step_json)
-		json_array_append_new(entries, file_json("step.json", 0444, step_sec, step_nsec, step_json,
-							 has_step_hash, step_hash));
-	json_array_append_new(entries, dir_json("batches", 0555, mtime_sec, mtime_nsec, -1));
-	names = calloc(count ? count : 1, sizeof(*names));
-	if (!names) {
-		json_decref(entries);
+/* A step's folder: step.json, batches/, rows.jsonl and the step's other
+   files, encoded straight from the batch records. */
+static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_json,
+			      int64_t step_sec, uint32_t step_nsec, int64_t mtime_sec, uint32_t mtime_nsec,
+			      long *index_id, sf_error *err)
+{
+	size_t b, count = group ? group->batch_count : 0, extras = group ? group->extra_count : 0, n = 0;
+	sf_index_entry *list = calloc(count + extras + 3, sizeof(*list));
+	char **names = calloc(count ? count : 1, sizeof(*names));
+	char *text = NULL;
+	size_t text_len = 0;
+	sf_err rc;
+
+	if (!list || !names) {
+		free(list);
+		free(names);
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	}
+	if (step_json)
+		view_file(&list[n++], "step.json", step_sec, step_nsec, step_json);
+	list[n].path = "batches";
+	list[n].type = SF_NODE_DIR;
+	list[n].has_mode = 1;
+	list[n].mode = 0555;
+	list[n].mtime_sec = mtime_sec;
+	list[n].mtime_nsec = mtime_nsec;
+	n++;
 	for (b = 0; b < count; b++) {
 		batch_rec *rec = &group->batches[b];
 
@@ -2873,20 +2896,23 @@ static sf_err build_step_view(packer *p, step_group *group, const seg_vec *step_
 		batch_rec *rec = &group->batches[b];
 
 		if (names[b])
-			json_array_append_new(entries, file_json(names[b], 0444, rec->mtime_sec, rec->mtime_nsec,
-								 &rec->segs, 0, 0));
-		free(names[b]);
+			view_file(&list[n++], names[b], rec->mtime_sec, rec->mtime_nsec, &rec->segs);
 	}
-	free(names);
-	json_array_append_new(entries, file_json("rows.jsonl", 0444, mtime_sec, mtime_nsec,
-						 group ? &group->rows_segs : &empty, 0, 0));
-	for (b = 0; group && b < group->extra_count; b++) {
+	view_file(&list[n++], "rows.jsonl", mtime_sec, mtime_nsec, group ? &group->rows_segs : NULL);
+	for (b = 0; b < extras; b++) {
 		src_entry *extra = &p->entries[group->extras[b]];
 
-		json_array_append_new(entries, file_json(base_name(extra->path), 0444, extra->mtime_sec,
-							 extra->mtime_nsec, &extra->segs, 1, extra->xxh64));
+		view_file(&list[n++], base_name(extra->path), extra->mtime_sec, extra->mtime_nsec, &extra->segs);
 	}
-	return write_index(p, entries, 0, index_id, err);
+	rc = sf_index_encode_entries(list, n, 0, &text, &text_len, err);
+	if (rc == SF_OK)
+		rc = write_index_text(p, text, text_len, index_id, err);
+	free(text);
+	for (b = 0; b < count; b++)
+		free(names[b]);
+	free(names);
+	free(list);
+	return rc;
 }
 
 /* Step names in pipeline order: pipeline.yaml, else batch_manager.json's
@@ -3206,8 +3232,6 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 		long index_id = -1, g;
 		int64_t mtime_sec = manager_sec, step_sec = manager_sec;
 		uint32_t mtime_nsec = manager_nsec, step_nsec = manager_nsec;
-		uint64_t step_hash = 0;
-		int has_step_hash = 0;
 		char *steps_dir = rel_join(x->dir, "batch_manager_steps");
 
 		snprintf(step_dir_name, sizeof(step_dir_name), "step_%zu", i);
@@ -3270,15 +3294,13 @@ static sf_err build_execution(packer *p, const path_map *map, execution *x, cons
 			step_json = &step_file->segs;
 			step_sec = step_file->mtime_sec;
 			step_nsec = step_file->mtime_nsec;
-			step_hash = step_file->xxh64;
-			has_step_hash = 1;
 		} else if (group && group->has_step_json) {
 			step_json = &group->step_json;
 			step_sec = group->step_json_mtime_sec;
 			step_nsec = group->step_json_mtime_nsec;
 		}
-		rc = build_step_view(p, group, step_json, step_sec, step_nsec, step_hash, has_step_hash,
-				     mtime_sec, mtime_nsec, &index_id, err);
+		rc = build_step_view(p, group, step_json, step_sec, step_nsec, mtime_sec, mtime_nsec,
+				     &index_id, err);
 		if (rc != SF_OK) {
 			free(sig);
 			goto out;
