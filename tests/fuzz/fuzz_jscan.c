@@ -5,8 +5,9 @@
  * reject_duplicate_keys, bit 2 a small max_depth); the rest is scanned
  * from memory three ways: token by token, with one top-level
  * sf_jscan_skip_value, and the packer's way (at_container_end loops and
- * skip_value for some values). All three must agree on the outcome and
- * on the error message, and a small recursive validator written apart
+ * skip_value for some values), and a fourth through a file descriptor with
+ * a reused scanner (see by_reopen). All must agree on the outcome and on
+ * the error message, and a small recursive validator written apart
  * from the scanner must agree on acceptance, error kind and byte offset.
  */
 #include <inttypes.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "sf_jscan.h"
 
@@ -362,13 +365,16 @@ static void by_tokens(const uint8_t *data, size_t size, const sf_jscan_options *
 			abort();
 		if (tok.type == SF_JTOK_OBJECT_BEGIN || tok.type == SF_JTOK_ARRAY_BEGIN)
 			depth++;
+		/* text longer than SF_JSCAN_MAX_TEXT is not handed out, only its length */
 		if (tok.type == SF_JTOK_KEY || tok.type == SF_JTOK_STRING) {
-			if (!tok.text || tok.text_len != tok.end - tok.start - 2 ||
-			    memcmp(tok.text, data + tok.start + 1, tok.text_len) != 0)
+			if (tok.text_len != tok.end - tok.start - 2 ||
+			    (tok.text_truncated ? tok.text != NULL || tok.text_len <= SF_JSCAN_MAX_TEXT
+						: !tok.text || memcmp(tok.text, data + tok.start + 1, tok.text_len) != 0))
 				abort();
 		} else if (tok.type == SF_JTOK_NUMBER) {
-			if (!tok.text || tok.text_len != tok.end - tok.start ||
-			    memcmp(tok.text, data + tok.start, tok.text_len) != 0)
+			if (tok.text_len != tok.end - tok.start ||
+			    (tok.text_truncated ? tok.text != NULL || tok.text_len <= SF_JSCAN_MAX_TEXT
+						: !tok.text || memcmp(tok.text, data + tok.start, tok.text_len) != 0))
 				abort();
 		}
 	}
@@ -376,6 +382,64 @@ static void by_tokens(const uint8_t *data, size_t size, const sf_jscan_options *
 		abort();
 	finish(out, rc, &err, rc == SF_OK ? tok.start : 0);
 	sf_jscan_free(scan);
+}
+
+/* A file in memory for the fd-reading scanner; -1 when none can be made. */
+static int memory_file(const uint8_t *data, size_t size)
+{
+	int fd = memfd_create("fuzz", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if ((size && write(fd, data, size) != (ssize_t)size) || lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The packer's way of reading files: one scanner started over per file
+ * (sf_jscan_reopen_fd) through the smallest window, after a first scan of
+ * the input's first half that may stop anywhere (in a string, deep in
+ * objects with keys recorded). Tokens are held with sf_jscan_keep_from and
+ * read back with sf_jscan_bytes, which must give the input's bytes.
+ */
+static void by_reopen(const uint8_t *data, size_t size, const sf_jscan_options *o, outcome *out)
+{
+	sf_jscan_options so = *o;
+	sf_jscan *scan = NULL;
+	sf_error err;
+	sf_jtok tok;
+	sf_err rc = SF_OK;
+	int first = memory_file(data, size / 2), whole = memory_file(data, size);
+
+	memset(&tok, 0, sizeof(tok));
+	so.window_bytes = 1; /* raised to the minimum window */
+	if (first < 0 || whole < 0 || sf_jscan_open_fd(&scan, first, "first", &so, &err) != SF_OK)
+		abort();
+	for (int i = 0; i < 100000; i++)
+		if (sf_jscan_next(scan, &tok, &err) != SF_OK || tok.type == SF_JTOK_EOF)
+			break;
+	if (sf_jscan_reopen_fd(scan, whole, "fuzz", &err) != SF_OK)
+		abort();
+	for (;;) {
+		const unsigned char *bytes;
+		size_t avail = 0;
+
+		rc = sf_jscan_next(scan, &tok, &err);
+		if (rc != SF_OK || tok.type == SF_JTOK_EOF)
+			break;
+		sf_jscan_keep_from(scan, tok.start);
+		bytes = sf_jscan_bytes(scan, tok.start, &avail);
+		if (bytes && memcmp(bytes, data + tok.start,
+				    avail < tok.end - tok.start ? avail : tok.end - tok.start) != 0)
+			abort();
+	}
+	finish(out, rc, &err, rc == SF_OK ? tok.start : 0);
+	sf_jscan_free(scan);
+	close(first);
+	close(whole);
 }
 
 static void by_skip(const uint8_t *data, size_t size, const sf_jscan_options *o, outcome *out)
@@ -448,7 +512,7 @@ static void by_mixed(const uint8_t *data, size_t size, const sf_jscan_options *o
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	sf_jscan_options o;
-	outcome tokens, skip, mixed;
+	outcome tokens, skip, mixed, reopened;
 	ref r;
 	uint64_t offset;
 
@@ -464,6 +528,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	by_tokens(data, size, &o, &tokens);
 	by_skip(data, size, &o, &skip);
 	by_mixed(data, size, &o, &mixed);
+	by_reopen(data, size, &o, &reopened);
+	if (tokens.code != reopened.code || strcmp(tokens.message, reopened.message) != 0 ||
+	    tokens.end != reopened.end) {
+		fprintf(stderr, "tokens:   %d %s\nreopened: %d %s\n", tokens.code, tokens.message,
+			reopened.code, reopened.message);
+		abort();
+	}
 	if (tokens.code != skip.code || strcmp(tokens.message, skip.message) != 0 ||
 	    tokens.code != mixed.code || strcmp(tokens.message, mixed.message) != 0 ||
 	    tokens.end != skip.end || tokens.end != mixed.end) {
