@@ -2707,7 +2707,7 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 	size_t *order = NULL, n = 0, i, g;
 	sf_err rc = SF_OK;
 
-	order = malloc((p->entry_count ? p->entry_count : 1) * sizeof(*order));
+	order = calloc(p->entry_count ? p->entry_count : 1, sizeof(*order));
 	if (!order)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	for (i = 0; i < p->entry_count; i++)
