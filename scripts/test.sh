@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds stepfs and runs every test: unit tests, fuzz-corpus replay and
 # real-mount integration tests, then (under CI, or with SANITIZE=1) the
-# whole suite again built with AddressSanitizer and UndefinedBehaviorSanitizer.
+# whole suite again built with AddressSanitizer and UndefinedBehaviorSanitizer,
+# and the multi-threaded code (tests/run-tsan.sh) under ThreadSanitizer.
 #   bash scripts/test.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +23,9 @@ if [ "${CI:-}" = true ] || [ "${SANITIZE:-}" = 1 ]; then
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	make -s -j"$jobs" BUILD=build-asan SANITIZE=address,undefined WERROR=1 all tests-bin
 	make -s BUILD=build-asan SANITIZE=address,undefined WERROR=1 STEPFS_SANITIZED=1 check || status=1
+	echo "== code on several threads under ThreadSanitizer"
+	make -s -j"$jobs" BUILD=build-tsan SANITIZE=thread WERROR=1 all tests-bin
+	BUILD="$root/build-tsan" prove -f --timer tests/run-tsan.sh || status=1
 fi
 if [ "$status" -eq 0 ]; then echo "stepfs: all tests passed"; else echo "stepfs: some tests FAILED"; fi
 exit "$status"
