@@ -145,9 +145,8 @@ static sf_err copy_error(const sf_jscan *scan, sf_error *err)
  */
 static void refill(sf_jscan *scan)
 {
-	ssize_t got;
-
 	size_t drop = scan->pos;
+	ssize_t got;
 
 	if (scan->eof)
 		return;

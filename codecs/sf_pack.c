@@ -217,14 +217,13 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
 
 static void draw_progress(packer *p, int final)
 {
-	if (p->parallel && !pthread_equal(pthread_self(), p->main_thread))
-		return;
 	struct timespec now;
 	double elapsed, rate, left;
 	int width = 30, filled;
 	char bar[64];
 
-	if (!p->options->progress)
+	/* one line on the terminal: the packing thread draws it */
+	if (!p->options->progress || (p->parallel && !pthread_equal(pthread_self(), p->main_thread)))
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (!final && seconds_between(&p->last_draw, &now) < 0.25)
@@ -1385,28 +1384,27 @@ static sf_err emit_row(walker *w, uint64_t start, uint64_t end, uint64_t newline
 	 * holds. A segment is cut at a row once it passes LIST_SEGMENT_BYTES,
 	 * which bounds how far a reader scans to learn where it stands.
 	 */
-	{
-		uint64_t before = w->reader->pos, at = shard_offset(w->p, w->shard);
+	rc = close_run(w, err);
+	if (rc == SF_OK) {
+		/* the row's place in the shard: the literal text is copied as is */
+		uint64_t row_at = shard_offset(w->p, w->shard) + (start - w->reader->pos);
 
-		rc = close_run(w, err);
-		if (rc == SF_OK) {
-			before = w->reader->pos;
-			at = shard_offset(w->p, w->shard);
-			rc = emit_literal(w, end, err);
-		}
+		rc = emit_literal(w, end, err);
 		if (rc != SF_OK)
 			return rc;
-		if (w->in_list && at + (start - before) - w->list_start >= LIST_SEGMENT_BYTES) {
+		if (w->in_list && row_at - w->list_start >= LIST_SEGMENT_BYTES) {
 			if (!seg_push(&w->batch->rows, (uint32_t)w->shard, w->list_start,
-				      at + (start - before) - w->list_start, SF_SUBST_LIST_LINES))
+				      row_at - w->list_start, SF_SUBST_LIST_LINES))
 				return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-			w->list_start = at + (start - before);
+			w->list_start = row_at;
 		} else if (!w->in_list) {
 			w->in_list = 1;
-			w->list_start = at + (start - before);
+			w->list_start = row_at;
 		}
-		w->list_end = at + (end - before);
+		w->list_end = row_at + (end - start);
 	}
+	if (rc != SF_OK)
+		return rc;
 	w->last_end = end;
 	return SF_OK;
 }
@@ -1831,8 +1829,8 @@ static sf_err walk_value(walker *w, sf_error *err)
 	return sf_jscan_skip_value(w->scan, NULL, NULL, NULL, err);
 }
 
-/* Pack one JSON file whose batches the plan locates. */
-/* Pack one JSON file with the calling thread's scanner and copy buffer. */
+/* Pack one JSON file whose batches the plan locates, with the calling
+   thread's scanner and copy buffer. */
 static sf_err pack_json_file(packer *p, src_entry *entry, const json_plan *plan, sf_jscan **scanner,
 			     unsigned char *buffer, sf_error *err)
 {
@@ -2543,8 +2541,6 @@ static sf_err pack_jsonl_file(packer *p, src_entry *e, sf_error *err)
 	return SF_OK;
 }
 
-/* Pack every file that holds batches, then close the step shards and
-   assemble each step's rows.jsonl in seq_no order. */
 /*
  * Whole batch files (current and per-batch layouts) of different steps go
  * to different shards, so two threads can pack them at once: each takes
@@ -2625,20 +2621,30 @@ static int split_lanes(packer *p, const size_t *order, size_t n, batch_lane lane
 	return lanes[0].count > 0 && lanes[1].count > 0;
 }
 
-/* Pack the whole batch files on two threads; 1 when it did (rc set). */
-static int pack_whole_batches_parallel(packer *p, const size_t *order, size_t n, sf_err *rc,
-				       sf_error *err)
+/* Pack the whole batch files, in `order`: on two threads when
+   split_lanes finds two lanes, else on this one. */
+static sf_err pack_whole_batches(packer *p, size_t *order, size_t n, sf_error *err)
 {
 	batch_lane lanes[2];
 	pthread_t thread;
 	size_t reserve, i;
+	sf_err result = SF_OK, *rc = &result;
 	int started;
 
 	memset(lanes, 0, sizeof(lanes));
 	if (!split_lanes(p, order, n, lanes)) {
 		free(lanes[0].files);
 		free(lanes[1].files);
-		return 0;
+		lanes[0].p = p;
+		lanes[0].files = order;
+		lanes[0].count = n;
+		lanes[0].scanner = p->scanner;
+		lanes[0].buffer = p->buffer;
+		batch_lane_main(&lanes[0]);
+		p->scanner = lanes[0].scanner;
+		if (lanes[0].rc != SF_OK && err)
+			*err = lanes[0].error;
+		return lanes[0].rc;
 	}
 	/* every step's first shard now, in step order (stable shard numbers);
 	   room for the ones rolled over past shard_bytes */
@@ -2672,7 +2678,7 @@ static int pack_whole_batches_parallel(packer *p, const size_t *order, size_t n,
 		free(lanes[0].files);
 		free(lanes[1].files);
 		free(lanes[1].buffer);
-		return 1;
+		return result;
 	}
 	p->main_thread = pthread_self();
 	p->parallel = 1;
@@ -2699,9 +2705,11 @@ static int pack_whole_batches_parallel(packer *p, const size_t *order, size_t n,
 	}
 	free(lanes[0].files);
 	free(lanes[1].files);
-	return 1;
+	return result;
 }
 
+/* Pack every file that holds batches, then close the step shards and
+   assemble each step's rows.jsonl in seq_no order. */
 static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 {
 	size_t *order = NULL, n = 0, i, g;
@@ -2716,14 +2724,7 @@ static sf_err pack_batches(packer *p, execution *xs, sf_error *err)
 	sort_context = p;
 	if (n > 1)
 		qsort(order, n, sizeof(*order), compare_whole_batches);
-	if (pack_whole_batches_parallel(p, order, n, &rc, err))
-		n = 0;
-	for (i = 0; rc == SF_OK && i < n; i++) {
-		src_entry *e = &p->entries[order[i]];
-		json_plan plan = { whole_file_batch, 1, "", e->group, e->batch_name };
-
-		rc = pack_json_file(p, e, &plan, &p->scanner, p->buffer, err);
-	}
+	rc = pack_whole_batches(p, order, n, err);
 	for (i = 0; rc == SF_OK && i < p->entry_count; i++) {
 		src_entry *e = &p->entries[i];
 		json_plan plan = { NULL, 0, "", -1, NULL };
@@ -3808,9 +3809,11 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 				p.layout = "mixed";
 	}
 	rc = classify(&p, &map, executions, execution_count, err);
-	if (rc == SF_OK)
-		rc = shard_open(&p, "files", "files", options->level, expected_sizes(&p), &p.files_shard,
-				err);
+	if (rc == SF_OK) {
+		uint64_t plain_bytes = expected_sizes(&p);
+
+		rc = shard_open(&p, "files", "files", options->level, plain_bytes, &p.files_shard, err);
+	}
 	if (rc == SF_OK)
 		rc = pack_plain_files(&p, err);
 	if (rc == SF_OK)

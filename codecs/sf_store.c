@@ -46,6 +46,22 @@ typedef struct index_doc {
 	int loaded;
 } index_doc;
 
+/* Where a list segment's text stands (see list_lines below). */
+typedef struct list_scan {
+	uint64_t depth;        /* open '{' and '[' */
+	uint8_t in_string, escaped;
+} list_scan;
+
+#define LIST_MEMO_SLOTS 64
+
+struct list_memo {
+	int used;
+	uint32_t shard;
+	uint64_t seg_start;    /* shard offset where the segment starts */
+	uint64_t pos;          /* shard offset the state stands at */
+	list_scan state;
+};
+
 struct sf_store {
 	char *path;
 	json_t *document;
@@ -62,7 +78,7 @@ struct sf_store {
 	uint64_t indexes_loaded, index_failures;
 	sf_cache *cache;
 	pthread_mutex_t list_lock;
-	struct list_memo *list_memo; /* LIST_MEMO_SLOTS, see list_state_at */
+	struct list_memo list_memo[LIST_MEMO_SLOTS]; /* see list_state_at */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -415,7 +431,6 @@ void sf_store_free(sf_store *store)
 	pthread_mutex_destroy(&store->tree_lock);
 	pthread_mutex_destroy(&store->shard_lock);
 	pthread_mutex_destroy(&store->list_lock);
-	free(store->list_memo);
 	if (store->lock_fd >= 0)
 		close(store->lock_fd);
 	free(store->path);
@@ -1609,21 +1624,6 @@ static void copy_substituted(unsigned char *dst, const unsigned char *src, size_
  * state; store->list_memo keeps it where recent reads stopped, so readers
  * going front to back (from any threads) seldom scan a byte twice.
  */
-typedef struct list_scan {
-	uint64_t depth;        /* open '{' and '[' */
-	uint8_t in_string, escaped;
-} list_scan;
-
-#define LIST_MEMO_SLOTS 64
-
-struct list_memo {
-	int used;
-	uint32_t shard;
-	uint64_t seg_start;    /* shard offset where the segment starts */
-	uint64_t pos;          /* shard offset the state stands at */
-	list_scan state;
-};
-
 static struct list_memo *list_memo_slot(sf_store *store, uint32_t shard_id, uint64_t seg_start)
 {
 	uint64_t key = seg_start * UINT64_C(0x9E3779B97F4A7C15) ^ shard_id;
@@ -1637,16 +1637,12 @@ static void list_memo_note(sf_store *store, const sf_segment *seg, uint64_t pos,
 	struct list_memo *slot;
 
 	pthread_mutex_lock(&store->list_lock);
-	if (!store->list_memo)
-		store->list_memo = calloc(LIST_MEMO_SLOTS, sizeof(*store->list_memo));
-	if (store->list_memo) {
-		slot = list_memo_slot(store, seg->shard, seg->shard_offset);
-		slot->used = 1;
-		slot->shard = seg->shard;
-		slot->seg_start = seg->shard_offset;
-		slot->pos = pos;
-		slot->state = *state;
-	}
+	slot = list_memo_slot(store, seg->shard, seg->shard_offset);
+	slot->used = 1;
+	slot->shard = seg->shard;
+	slot->seg_start = seg->shard_offset;
+	slot->pos = pos;
+	slot->state = *state;
 	pthread_mutex_unlock(&store->list_lock);
 }
 
@@ -1729,7 +1725,7 @@ static sf_err list_state_at(sf_store *store, const sf_segment *seg, uint64_t sha
 	if (shard_pos == pos)
 		return SF_OK;
 	pthread_mutex_lock(&store->list_lock);
-	if (store->list_memo) {
+	{
 		const struct list_memo *slot = list_memo_slot(store, seg->shard, seg->shard_offset);
 
 		if (slot->used && slot->shard == seg->shard && slot->seg_start == seg->shard_offset &&
