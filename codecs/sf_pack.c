@@ -72,7 +72,6 @@ static int seg_push(seg_vec *vec, uint32_t shard, uint64_t offset, uint64_t leng
 	vec->items[vec->count].shard_offset = offset;
 	vec->items[vec->count].length = length;
 	vec->items[vec->count].subst = subst;
-	vec->items[vec->count].file_offset = 0;
 	vec->count++;
 	return 1;
 }

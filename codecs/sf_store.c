@@ -4,6 +4,10 @@
  */
 #include "sf_store.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sf_arena.h"
 #include "sf_format.h"
 #include "sf_index.h"
 #include "sf_jscan.h"
@@ -79,6 +84,7 @@ struct sf_store {
 	sf_cache *cache;
 	pthread_mutex_t list_lock;
 	struct list_memo list_memo[LIST_MEMO_SLOTS]; /* see list_state_at */
+	sf_arena arena;           /* nodes and segment arrays, under tree_lock */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -391,16 +397,15 @@ fail:
 	return rc;
 }
 
+/* What a node holds from malloc: its children array and symlink target.
+   The nodes themselves and their segments live in the store's arena. */
 static void free_node_contents(sf_node *node)
 {
 	uint32_t i;
 
-	for (i = 0; i < node->child_count; i++) {
+	for (i = 0; i < node->child_count; i++)
 		free_node_contents(node->children[i]);
-		free(node->children[i]);
-	}
 	free(node->children);
-	free(node->segments);
 	free(node->target);
 }
 
@@ -411,6 +416,7 @@ void sf_store_free(sf_store *store)
 	if (!store)
 		return;
 	free_node_contents(&store->root);
+	sf_arena_free(&store->arena);
 	free(store->root.name);
 	for (i = 0; i < store->shard_count; i++) {
 		sf_seek_reader_free(store->shards[i].reader);
@@ -485,7 +491,7 @@ static sf_node *add_child(sf_store *store, sf_node *dir, const char *name, size_
 		dir->child_capacity = cap;
 	}
 	/* the name lives right after the node: one allocation, not two */
-	child = calloc(1, sizeof(*child) + len + 1);
+	child = sf_arena_alloc(&store->arena, sizeof(*child) + len + 1);
 	if (!child)
 		return NULL;
 	child->name = (char *)(child + 1);
@@ -553,20 +559,72 @@ static int remember_child(load_map *map, sf_node *node)
 	return 1;
 }
 
-static int compare_nodes(const void *a, const void *b)
-{
-	const sf_node *x = *(sf_node *const *)a, *y = *(sf_node *const *)b;
+/* Children are sorted by name in byte order. Indexes list them in natural
+   order (batch_2 before batch_10), so most big folders need a real sort:
+   it runs on the names' first 16 bytes as two big-endian integers, and
+   compares whole names only when those are equal. */
+typedef struct sort_key {
+	uint64_t head[2];
+	sf_node *node;
+} sort_key;
 
-	return strcmp(x->name, y->name);
+static uint64_t name_word(const char *name, size_t len, size_t at)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | (at + i < len ? (unsigned char)name[at + i] : 0);
+	return v;
 }
 
-/* Sort every folder of a load; 0 when two entries share a name. */
+static int compare_keys(const void *a, const void *b)
+{
+	const sort_key *x = a, *y = b;
+
+	if (x->head[0] != y->head[0])
+		return x->head[0] < y->head[0] ? -1 : 1;
+	if (x->head[1] != y->head[1])
+		return x->head[1] < y->head[1] ? -1 : 1;
+	return strcmp(x->node->name, y->node->name);
+}
+
+static int sort_children(sf_node *dir)
+{
+	uint32_t i, n = dir->child_count;
+	sort_key *keys = malloc((size_t)n * sizeof(*keys));
+
+	if (!keys)
+		return 0;
+	for (i = 0; i < n; i++) {
+		const char *name = dir->children[i]->name;
+		size_t len = strnlen(name, 16);
+
+		keys[i].head[0] = name_word(name, len, 0);
+		keys[i].head[1] = name_word(name, len, 8);
+		keys[i].node = dir->children[i];
+	}
+	qsort(keys, n, sizeof(*keys), compare_keys);
+	for (i = 0; i < n; i++)
+		dir->children[i] = keys[i].node;
+	free(keys);
+	return 1;
+}
+
+/* Sort every folder of a load; 0 when two entries share a name (in
+   *duplicate) or memory ran out (*duplicate NULL). */
 static int sort_tree(sf_node *dir, const sf_node **duplicate)
 {
 	uint32_t i;
 
-	if (dir->child_count > 1)
-		qsort(dir->children, dir->child_count, sizeof(*dir->children), compare_nodes);
+	/* a folder already in order needs no sort */
+	for (i = 1; i < dir->child_count; i++)
+		if (strcmp(dir->children[i - 1]->name, dir->children[i]->name) >= 0)
+			break;
+	if (i < dir->child_count && !sort_children(dir)) {
+		*duplicate = NULL;
+		return 0;
+	}
 	for (i = 0; i < dir->child_count; i++) {
 		if (i > 0 && strcmp(dir->children[i - 1]->name, dir->children[i]->name) == 0) {
 			*duplicate = dir->children[i];
@@ -607,6 +665,36 @@ static char *entry_bytes(json_t *entry, const char *key, const char *hex_key)
 	return text ? sf_hex_decode(text) : NULL;
 }
 
+/* Files of more segments than this keep each segment's file offset in an
+   array right after the segments, for a binary search; smaller files add
+   up the lengths as they go. */
+#define SEGMENT_LINEAR_MAX 16
+
+/* count segments (count > 0) from the arena, with room for the offsets
+   when the file needs them. */
+static sf_segment *alloc_segments(sf_store *store, size_t count)
+{
+	size_t bytes = count * sizeof(sf_segment);
+
+	if (count > SEGMENT_LINEAR_MAX)
+		bytes += count * sizeof(uint64_t);
+	return sf_arena_alloc(&store->arena, bytes);
+}
+
+/* The file offsets of a file with many segments, once its segments are set. */
+static void set_segment_starts(sf_node *node)
+{
+	uint64_t *starts = (uint64_t *)(node->segments + node->segment_count), at = 0;
+	uint32_t i;
+
+	if (node->segment_count <= SEGMENT_LINEAR_MAX)
+		return;
+	for (i = 0; i < node->segment_count; i++) {
+		starts[i] = at;
+		at += node->segments[i].length;
+	}
+}
+
 static int parse_segments(sf_store *store, json_t *list, sf_node *node, const char **why)
 {
 	size_t i, count = json_array_size(list);
@@ -616,7 +704,11 @@ static int parse_segments(sf_store *store, json_t *list, sf_node *node, const ch
 		*why = "\"segments\" is not an array";
 		return 0;
 	}
-	node->segments = calloc(count ? count : 1, sizeof(sf_segment));
+	if (count > UINT32_MAX / 4) {
+		*why = "too many segments";
+		return 0;
+	}
+	node->segments = alloc_segments(store, count ? count : 1);
 	if (!node->segments) {
 		*why = "out of memory";
 		return 0;
@@ -657,10 +749,10 @@ static int parse_segments(sf_store *store, json_t *list, sf_node *node, const ch
 		s->shard_offset = (uint64_t)v[1];
 		s->length = (uint64_t)v[2];
 		s->subst = (uint8_t)v[3];
-		s->file_offset = offset;
 		offset += s->length;
 	}
 	node->segment_count = (uint32_t)count;
+	set_segment_starts(node);
 	if (offset != node->size) {
 		*why = "the segments do not add up to the file size";
 		return 0;
@@ -722,6 +814,8 @@ typedef struct v2_loader {
 	uint64_t cursor;          /* end of the previous segment */
 	size_t *path_len;         /* path length of each open folder, by depth */
 	size_t depth;
+	sf_segment *segs;         /* one file's segments as they are read */
+	uint32_t seg_capacity;
 } v2_loader;
 
 /* Next token; SF_OK or the scanner's error (already in err). */
@@ -953,7 +1047,7 @@ static sf_err v2_mode(v2_loader *l, sf_node *node)
 static sf_err v2_segments(v2_loader *l, sf_node *node)
 {
 	sf_store *store = l->store;
-	uint32_t capacity = 0;
+	uint32_t count = 0;
 	uint64_t size = 0;
 	sf_err rc = v2_next(l);
 
@@ -989,34 +1083,35 @@ static sf_err v2_segments(v2_loader *l, sf_node *node)
 				return v2_fail(l, "a segment reaches past the end of its shard");
 			if (v[3] > SF_SUBST_MAX)
 				return v2_fail(l, "a segment has an unknown substitution");
-			if (node->segment_count == capacity) {
-				uint32_t cap = capacity ? capacity * 2 : 4;
-				sf_segment *grown = capacity >= UINT32_MAX / 4 ? NULL
-						    : realloc(node->segments, cap * sizeof(*grown));
+			if (count == l->seg_capacity) {
+				uint32_t cap = l->seg_capacity ? l->seg_capacity * 2 : 64;
+				sf_segment *grown = l->seg_capacity >= UINT32_MAX / 4 ? NULL
+						    : realloc(l->segs, cap * sizeof(*grown));
 
 				if (!grown)
 					return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
-				node->segments = grown;
-				capacity = cap;
+				l->segs = grown;
+				l->seg_capacity = cap;
 			}
-			s = &node->segments[node->segment_count++];
+			s = &l->segs[count++];
 			s->shard = (uint32_t)v[0];
 			s->shard_offset = offset;
 			s->length = (uint64_t)v[2];
 			s->subst = (uint8_t)v[3];
-			s->file_offset = size;
 			size += s->length;  /* lengths are below 2^63 each: no wrap in two */
 			if (size > (UINT64_C(1) << 63))
 				return v2_fail(l, "a file larger than 2^63 bytes");
 			l->cursor = offset + s->length;
 		}
 	}
-	if (capacity > node->segment_count && node->segment_count > 0) {
-		/* most files have one to three segments: give back the slack */
-		sf_segment *exact = realloc(node->segments, node->segment_count * sizeof(*exact));
-
-		if (exact)
-			node->segments = exact;
+	if (count > 0) {
+		/* read into the loader's array, kept at its exact size */
+		node->segments = alloc_segments(store, count);
+		if (!node->segments)
+			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+		memcpy(node->segments, l->segs, count * sizeof(sf_segment));
+		node->segment_count = count;
+		set_segment_starts(node);
 	}
 	node->size = size;
 	return SF_OK;
@@ -1201,6 +1296,7 @@ static sf_err load_index_v2(sf_store *store, sf_node *dir, int32_t index_id, con
 	}
 	sf_jscan_free(l.scan);
 	free(l.path_len);
+	free(l.segs);
 	return rc;
 }
 
@@ -1341,7 +1437,9 @@ sort:
 	{
 		const sf_node *duplicate = NULL;
 
-		if (!sort_tree(dir, &duplicate)) {
+		if (!sort_tree(dir, &duplicate) && !duplicate) {
+			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		} else if (duplicate) {
 			char dup_path[SF_MAX_PATH_BYTES];
 
 			sf_store_node_path(duplicate, dup_path, sizeof(dup_path));
@@ -1360,6 +1458,7 @@ out:
 sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *err)
 {
 	sf_node *dir = (sf_node *)(uintptr_t)const_dir; /* loading fills a shared node */
+	sf_arena_mark mark;
 	sf_err rc = SF_OK;
 
 	if (__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
@@ -1381,18 +1480,24 @@ sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *er
 		pthread_mutex_unlock(&store->tree_lock);
 		return rc;
 	}
+	mark = sf_arena_get_mark(&store->arena);
 	rc = load_index_into(store, dir, dir->index_id, err);
 	if (rc == SF_OK) {
 		store->indexes_loaded++;
 		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
+#ifdef __GLIBC__
+		/* the index text and the loader's tables are freed by now; the
+		   holes they leave in the heap would otherwise stay resident
+		   for as long as the mount */
+		malloc_trim(0);
+#endif
 	} else {
 		/* Drop what was half-built; remember the failure. */
 		uint32_t i;
 
-		for (i = 0; i < dir->child_count; i++) {
+		for (i = 0; i < dir->child_count; i++)
 			free_node_contents(dir->children[i]);
-			free(dir->children[i]);
-		}
+		sf_arena_rollback(&store->arena, mark);
 		dir->child_count = 0;
 		dir->load_error = rc;
 		store->index_failures++;
@@ -1698,19 +1803,36 @@ static void list_lines(list_scan *st, unsigned char *dst, const unsigned char *s
 	}
 }
 
-static uint32_t segment_at(const sf_node *file, uint64_t offset)
+/* The segment holding file byte `offset` (the last one when offset is at
+   or past the end), and in *start that segment's offset in the file. */
+static uint32_t segment_at(const sf_node *file, uint64_t offset, uint64_t *start)
 {
 	uint32_t lo = 0, hi = file->segment_count;
 
-	while (hi - lo > 1) {
-		uint32_t mid = lo + (hi - lo) / 2;
+	if (file->segment_count <= SEGMENT_LINEAR_MAX) {
+		uint64_t at = 0;
 
-		if (file->segments[mid].file_offset <= offset)
-			lo = mid;
-		else
-			hi = mid;
+		for (lo = 0; lo + 1 < file->segment_count; lo++) {
+			if (offset - at < file->segments[lo].length)
+				break;
+			at += file->segments[lo].length;
+		}
+		*start = at;
+		return lo;
+	} else {
+		const uint64_t *starts = (const uint64_t *)(file->segments + file->segment_count);
+
+		while (hi - lo > 1) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (starts[mid] <= offset)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		*start = starts[lo];
+		return lo;
 	}
-	return lo;
 }
 
 /* The list_scan state at shard_pos inside seg: from the store's memo when
@@ -1760,6 +1882,7 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 {
 	unsigned char *out = buf;
 	size_t done = 0;
+	uint64_t seg_start;
 	uint32_t seg_index, list_seg = UINT32_MAX;
 	list_scan list;
 
@@ -1770,10 +1893,10 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 		return SF_OK;
 	if (len > file->size - offset)
 		len = (size_t)(file->size - offset);
-	seg_index = segment_at(file, offset);
+	seg_index = segment_at(file, offset, &seg_start);
 	while (done < len) {
 		const sf_segment *seg = &file->segments[seg_index];
-		uint64_t in_seg = offset + done - seg->file_offset;
+		uint64_t in_seg = offset + done - seg_start;
 		uint64_t shard_pos = seg->shard_offset + in_seg;
 		sf_seek_reader *reader = NULL;
 		sf_seek_frame frame_info;
@@ -1783,6 +1906,7 @@ static sf_err read_range(sf_store *store, const sf_node *file, uint64_t offset,
 		sf_err rc;
 
 		if (in_seg >= seg->length) {
+			seg_start += seg->length;
 			seg_index++;
 			continue;
 		}
@@ -1854,12 +1978,13 @@ int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard_id,
 		    uint64_t *shard_offset)
 {
 	const sf_segment *seg;
+	uint64_t start;
 
 	if (file->type != SF_NODE_FILE || offset >= file->size || file->segment_count == 0)
 		return 0;
-	seg = &file->segments[segment_at(file, offset)];
+	seg = &file->segments[segment_at(file, offset, &start)];
 	*shard_id = seg->shard;
-	*shard_offset = seg->shard_offset + (offset - seg->file_offset);
+	*shard_offset = seg->shard_offset + (offset - start);
 	return 1;
 }
 

@@ -30,8 +30,11 @@ typedef enum sf_node_type {
 	SF_NODE_SYMLINK = 3
 } sf_node_type;
 
+/* 24 bytes: a store of 100,000 files holds several hundred thousand. A
+   segment's offset in its file is the sum of the lengths before it; the
+   store keeps those sums beside the array only for files of many
+   segments (see segment_at in sf_store.c). */
 typedef struct sf_segment {
-	uint64_t file_offset;   /* offset of the segment's first byte in the file */
 	uint64_t shard_offset;  /* offset in the shard's decompressed content */
 	uint64_t length;
 	uint32_t shard;

@@ -63,6 +63,101 @@ static void count_problem(void *context, const char *message)
 	(*(int *)context)++;
 }
 
+/* A step of 40 batches: its rows.jsonl has more segments than a short
+   file's linear search handles (the store keeps their offsets), and its
+   batch files come in natural order (batch_2 before batch_10), which the
+   store must sort into byte order. */
+static void many_batches(void)
+{
+	char src[128], store_path[128], rel[160], cmd[512];
+	char *expected = calloc(1, 64 * 1024);
+	sf_pack_options options;
+	sf_pack_summary summary;
+	sf_store *store = NULL;
+	sf_error err;
+	const sf_node *rows = NULL, *dir = NULL;
+	size_t used = 0, i;
+	int b;
+
+	snprintf(src, sizeof(src), "%s/many", root);
+	snprintf(store_path, sizeof(store_path), "%s/many.stepfs", root);
+	mkdir_rel("many");
+	mkdir_rel("many/p");
+	mkdir_rel("many/p/sig");
+	mkdir_rel("many/p/sig/executions");
+	mkdir_rel("many/p/sig/executions/e1");
+	mkdir_rel("many/p/steps_data");
+	mkdir_rel("many/p/steps_data/t_def");
+	write_text("many/p/sig/executions/e1/batch_manager.json", "{\"steps\":{\"t\":\"/x/t.json\"}}");
+	/* names sharing their first 16 bytes or more */
+	write_text("many/p/a_long_shared_prefix_2.txt", "2");
+	write_text("many/p/a_long_shared_prefix_10.txt", "10");
+	write_text("many/p/a_long_shared_prefix_1.txt", "1");
+	write_text("many/p/a_long_shared_prefi", "short");
+	for (b = 0; b < 40 && expected; b++) {
+		char text[512];
+
+		snprintf(text, sizeof(text),
+			 "{\"seq_no\":%d,\"step_name\":\"t\",\"data\":[[{\"n\":%d,\"s\":\"row %d, \\\"q\\\" ]}\"},"
+			 "{\"n\":%d}]],\"type_info\":{\"name\":\"_Batch\"}}", b, b * 2, b, b * 2 + 1);
+		snprintf(rel, sizeof(rel), "many/p/steps_data/t_def/batch_%d.json", b);
+		write_text(rel, text);
+		used += (size_t)snprintf(expected + used, 64 * 1024 - used,
+					 "{\"n\":%d,\"s\":\"row %d, \\\"q\\\" ]}\"}\n{\"n\":%d}\n", b * 2, b, b * 2 + 1);
+	}
+	sf_pack_options_init(&options);
+	options.frame_bytes = 4096;
+	CHECK(expected && sf_pack(src, store_path, &options, &summary, &err) == SF_OK, "pack 40 batches");
+	CHECK(sf_store_open(&store, store_path, NULL, &err) == SF_OK, "open the 40-batch store");
+	if (!store || !expected) {
+		free(expected);
+		return;
+	}
+	CHECK(sf_store_lookup(store, "step_0/rows.jsonl", &rows, &err) == SF_OK && rows->type == SF_NODE_FILE,
+	      "rows.jsonl of 40 batches");
+	CHECK(rows && rows->segment_count > 16, "rows.jsonl has more than 16 segments");
+	CHECK(rows && rows->size == used, "rows.jsonl size");
+	if (rows && rows->size == used) {
+		char buf[64];
+		int all = 1;
+
+		for (i = 0; i < used; i++) {
+			size_t got = 0, want = used - i < 37 ? used - i : 37;
+
+			if (sf_store_read(store, rows, i, 37, buf, &got, &err) != SF_OK || got != want ||
+			    memcmp(buf, expected + i, got) != 0)
+				all = 0;
+		}
+		CHECK(all, "rows.jsonl of many segments: reads at every offset match");
+	}
+	CHECK(sf_store_lookup(store, "source/p/steps_data/t_def", &dir, &err) == SF_OK && dir->child_count == 40,
+	      "40 batch files listed");
+	if (dir && dir->child_count == 40) {
+		int sorted = 1;
+
+		for (i = 1; i < dir->child_count; i++)
+			if (strcmp(dir->children[i - 1]->name, dir->children[i]->name) >= 0)
+				sorted = 0;
+		CHECK(sorted, "batch files in byte order (batch_10 before batch_2)");
+		CHECK(strcmp(dir->children[2]->name, "batch_10.json") == 0, "third is batch_10.json");
+		CHECK(sf_store_child(dir, "batch_7.json") != NULL, "batch_7.json found by name");
+	}
+	CHECK(sf_store_lookup(store, "source/p", &dir, &err) == SF_OK, "folder of long names");
+	if (dir) {
+		static const char *order[] = { "a_long_shared_prefi", "a_long_shared_prefix_1.txt",
+					       "a_long_shared_prefix_10.txt", "a_long_shared_prefix_2.txt" };
+		int same = dir->child_count >= 4;
+
+		for (i = 0; same && i < 4; i++)
+			same = strcmp(dir->children[i]->name, order[i]) == 0;
+		CHECK(same, "names sharing 16 bytes and more sorted in byte order");
+	}
+	sf_store_free(store);
+	free(expected);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", src, store_path);
+	CHECK(system(cmd) == 0, "clean up the 40-batch store");
+}
+
 int main(void)
 {
 	static const char batch[] =
@@ -174,6 +269,7 @@ int main(void)
 		free(text);
 		sf_store_free(store);
 	}
+	many_batches();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
 		return 1;
