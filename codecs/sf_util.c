@@ -49,17 +49,25 @@ static int hex_value(int c)
 	return -1;
 }
 
+/* Each hex digit's value plus one, by byte; 0 for every other byte. Index
+   loading parses one fingerprint per file. */
+static const unsigned char hex_table[256] = {
+	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+	['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 int sf_parse_hex64(const char *text, uint64_t *out)
 {
 	uint64_t value = 0;
 	int i;
 
 	for (i = 0; i < 16; i++) {
-		int digit = hex_value((unsigned char)text[i]);
+		unsigned digit = hex_table[(unsigned char)text[i]];
 
-		if (digit < 0)
+		if (digit == 0)  /* not a digit, or the end of the text */
 			return 0;
-		value = (value << 4) | (uint64_t)digit;
+		value = (value << 4) | (digit - 1);
 	}
 	if (text[16] != '\0')
 		return 0;

@@ -20,6 +20,12 @@ int main(void)
 	CHECK(!sf_parse_hex64("00000000000000f", &v), "hex64 needs 16 digits");
 	CHECK(!sf_parse_hex64("00000000000000fg", &v), "hex64 rejects non-hex");
 	CHECK(!sf_parse_hex64("00000000000000ff0", &v), "hex64 rejects trailing digits");
+	CHECK(sf_parse_hex64("0123456789abcdef", &v) && v == UINT64_C(0x0123456789abcdef), "hex64: every lower-case digit");
+	CHECK(sf_parse_hex64("FEDCBA9876543210", &v) && v == UINT64_C(0xfedcba9876543210), "hex64: upper case");
+	CHECK(!sf_parse_hex64("0000000000000/00", &v) && !sf_parse_hex64("0000000000000:00", &v) &&
+	      !sf_parse_hex64("@000000000000000", &v) && !sf_parse_hex64("G000000000000000", &v) &&
+	      !sf_parse_hex64("`000000000000000", &v) && !sf_parse_hex64("g000000000000000", &v),
+	      "hex64 rejects the bytes around the digit ranges");
 	s = sf_hex_encode("\xff\x01z", 3);
 	CHECK(s && strcmp(s, "ff017a") == 0, "hex encode");
 	free(s);
