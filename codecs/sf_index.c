@@ -632,7 +632,7 @@ out:
 	return rc;
 }
 
-sf_err sf_index_decompress(const void *data, size_t len, const char *shown, char **text,
+sf_err sf_index_decompress(const void *data, size_t len, const char *shown, sf_arena *scratch, char **text,
 			   size_t *text_len, sf_error *err)
 {
 	unsigned long long size = ZSTD_getFrameContentSize(data, len);
@@ -646,12 +646,13 @@ sf_err sf_index_decompress(const void *data, size_t len, const char *shown, char
 	if (size > SF_MAX_METADATA_BYTES)
 		return sf_error_set(err, SF_ERR_LIMIT, "'%s': %llu bytes of text, more than the limit of %llu",
 				    shown, size, (unsigned long long)SF_MAX_METADATA_BYTES);
-	buf = malloc((size_t)size + 1);
+	buf = scratch ? sf_arena_alloc(scratch, (size_t)size + 1) : malloc((size_t)size + 1);
 	if (!buf)
 		return sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot allocate %llu bytes", shown, size);
 	got = ZSTD_decompress(buf, (size_t)size, data, len);
 	if (ZSTD_isError(got) || got != size) {
-		free(buf);
+		if (!scratch)
+			free(buf);
 		return sf_error_set(err, SF_ERR_CORRUPT, "'%s': cannot decompress: %s", shown,
 				    ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short content");
 	}

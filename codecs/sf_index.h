@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sf_arena.h"
 #include "sf_error.h"
 #include "sf_store.h"
 
@@ -76,9 +77,10 @@ sf_err sf_index_compress(const char *text, size_t len, void **out, size_t *out_l
 /*
  * Decompress a stored 2.0 index (shown names it in messages). Refuses
  * content larger than SF_MAX_METADATA_BYTES and frames without a content
- * size. *text is malloc'd and NUL-terminated.
+ * size. *text is NUL-terminated: taken from scratch when it is given
+ * (freed with it), else malloc'd.
  */
-sf_err sf_index_decompress(const void *data, size_t len, const char *shown, char **text,
+sf_err sf_index_decompress(const void *data, size_t len, const char *shown, sf_arena *scratch, char **text,
 			   size_t *text_len, sf_error *err);
 
 #endif

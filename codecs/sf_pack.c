@@ -976,20 +976,94 @@ static sf_err write_index(packer *p, json_t *entries, int keep_hashes, long *id,
 	return rc;
 }
 
-/* The source tree's index, encoded straight from the entries: for a
-   cache of 50,000 files a JSON document of them would take 80 MB. */
+/* The source index, encoded straight from the packer's records: for a
+   cache of 50,000 files a JSON document of them would take 80 MB.
+
+   A folder whose part of the tree holds SOURCE_INDEX_SPLIT entries or more
+   (a steps_data folder of thousands of batch files) gets an index of its
+   own, which the index above names by number (docs/FORMAT.md). A reader
+   then loads it when the folder is first opened: listing source/ does not
+   parse every batch file's entry, and the folders of a walk can be loaded
+   on one core while the walker works on the other. */
+#define SOURCE_INDEX_SPLIT 4096
+
+typedef struct source_split {
+	packer *p;
+	sf_index_entry *list;     /* every source entry, in walk order */
+	size_t count;
+	size_t *end;              /* folders: one past the last entry below them */
+	long *index;              /* folders with their own index: its number, else -1 */
+	sf_error *err;
+} source_split;
+
+/* Encode and write the entries below folder `dir` (-1: the source root),
+   whose range is [from, to); folders with an index of their own appear as
+   references to it. */
+static sf_err write_source_part(source_split *x, long dir, size_t from, size_t to, long *id)
+{
+	size_t prefix = dir >= 0 ? strlen(x->list[dir].path) + 1 : 0, n = 0, i;
+	sf_index_entry *part = calloc(to > from ? to - from : 1, sizeof(*part));
+	char *text = NULL;
+	size_t text_len = 0;
+	sf_err rc;
+
+	if (!part)
+		return sf_error_set(x->err, SF_ERR_NOMEM, "out of memory");
+	for (i = from; i < to; i++) {
+		part[n] = x->list[i];
+		part[n].path += prefix;
+		if (x->list[i].type == SF_NODE_DIR && x->index[i] >= 0) {
+			part[n].has_index = 1;
+			part[n].index = x->index[i];
+			i = x->end[i] - 1;  /* its entries are in its own index */
+		}
+		n++;
+	}
+	rc = sf_index_encode_entries(part, n, 1, &text, &text_len, x->err);
+	if (rc == SF_OK)
+		rc = write_index_text(x->p, text, text_len, id, x->err);
+	free(text);
+	free(part);
+	return rc;
+}
+
+/* Entries below folder `dir` that stay in the index above it, after the
+   folders below that got their own index (written first, deepest first).
+   *rc is set on failure. */
+static size_t split_source_folder(source_split *x, size_t dir, sf_err *rc)
+{
+	size_t left = 0, i = dir + 1;
+
+	while (i < x->end[dir] && *rc == SF_OK) {
+		left++;
+		if (x->list[i].type == SF_NODE_DIR) {
+			left += split_source_folder(x, i, rc);
+			i = x->end[i];
+		} else {
+			i++;
+		}
+	}
+	if (*rc == SF_OK && left >= SOURCE_INDEX_SPLIT) {
+		*rc = write_source_part(x, (long)dir, dir + 1, x->end[dir], &x->index[dir]);
+		return 0;
+	}
+	return left;
+}
+
 static sf_err write_source_index(packer *p, long *id, sf_error *err)
 {
 	sf_index_entry *list = calloc(p->entry_count ? p->entry_count : 1, sizeof(*list));
 	char (*hashes)[17] = calloc(p->entry_count ? p->entry_count : 1, sizeof(*hashes));
-	char *text = NULL;
-	size_t i, count = 0, text_len = 0;
-	sf_err rc;
+	size_t *end = calloc(p->entry_count ? p->entry_count : 1, sizeof(*end));
+	long *index = calloc(p->entry_count ? p->entry_count : 1, sizeof(*index));
+	size_t *open_dirs = calloc(MAX_SOURCE_DEPTH + 2, sizeof(*open_dirs));
+	size_t i, count = 0, depth = 0;
+	source_split x;
+	sf_err rc = SF_OK;
 
-	if (!list || !hashes) {
-		free(list);
-		free(hashes);
-		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (!list || !hashes || !end || !index || !open_dirs) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto out;
 	}
 	for (i = 0; i < p->entry_count; i++) {
 		const src_entry *e = &p->entries[i];
@@ -997,7 +1071,6 @@ static sf_err write_source_index(packer *p, long *id, sf_error *err)
 
 		if (e->base)
 			continue; /* outside SRC: only in the step views */
-		count++;
 		item->path = e->path;
 		item->type = e->type;
 		item->mtime_sec = e->mtime_sec;
@@ -1009,15 +1082,51 @@ static sf_err write_source_index(packer *p, long *id, sf_error *err)
 		if (e->type == SF_NODE_FILE) {
 			item->segments = e->segs.items;
 			item->segment_count = e->segs.count;
-			item->xxh64 = hex64(e->xxh64, hashes[i]);
+			item->xxh64 = hex64(e->xxh64, hashes[count]);
 		} else if (e->type == SF_NODE_SYMLINK) {
 			item->target = e->target;
 		}
+		/* the walk lists a folder, then everything below it: a folder
+		   ends at the first entry whose path is not inside it */
+		while (depth > 0) {
+			const char *up = list[open_dirs[depth - 1]].path;
+			size_t len = strlen(up);
+
+			if (strncmp(item->path, up, len) == 0 && item->path[len] == '/')
+				break;
+			end[open_dirs[--depth]] = count;
+		}
+		index[count] = -1;
+		if (e->type == SF_NODE_DIR) {
+			end[count] = count + 1;
+			if (depth <= MAX_SOURCE_DEPTH)
+				open_dirs[depth++] = count;
+		}
+		count++;
 	}
-	rc = sf_index_encode_entries(list, count, 1, &text, &text_len, err);
+	while (depth > 0)
+		end[open_dirs[--depth]] = count;
+
+	x.p = p;
+	x.list = list;
+	x.count = count;
+	x.end = end;
+	x.index = index;
+	x.err = err;
+	for (i = 0; i < count && rc == SF_OK;) {
+		if (list[i].type == SF_NODE_DIR) {
+			split_source_folder(&x, i, &rc);
+			i = end[i];
+		} else {
+			i++;
+		}
+	}
 	if (rc == SF_OK)
-		rc = write_index_text(p, text, text_len, id, err);
-	free(text);
+		rc = write_source_part(&x, -1, 0, count, id);
+out:
+	free(open_dirs);
+	free(index);
+	free(end);
 	free(hashes);
 	free(list);
 	return rc;

@@ -89,7 +89,9 @@ struct sf_store {
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static sf_err read_whole_file(const char *path, const char *shown, uint64_t limit,
+/* The whole of a small file, NUL-terminated: from scratch when given
+   (freed with it), else malloc'd. */
+static sf_err read_whole_file(const char *path, const char *shown, uint64_t limit, sf_arena *scratch,
 			      char **out, size_t *out_len, sf_error *err)
 {
 	/* O_NONBLOCK: a FIFO in place of a store file must not block the
@@ -117,7 +119,7 @@ static sf_err read_whole_file(const char *path, const char *shown, uint64_t limi
 				  shown, (uint64_t)st.st_size, limit);
 		goto out;
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	buf = scratch ? sf_arena_alloc(scratch, (size_t)st.st_size + 1) : malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		rc = sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot allocate %" PRIu64 " bytes",
 				  shown, (uint64_t)st.st_size);
@@ -141,7 +143,8 @@ static sf_err read_whole_file(const char *path, const char *shown, uint64_t limi
 	*out_len = done;
 	buf = NULL;
 out:
-	free(buf);
+	if (!scratch)
+		free(buf);
 	close(fd);
 	return rc;
 }
@@ -312,7 +315,7 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		goto fail;
 	}
 	snprintf(shown, sizeof(shown), "%s", root_path);
-	rc = read_whole_file(root_path, shown, 64u << 20, &text, &text_len, err);
+	rc = read_whole_file(root_path, shown, 64u << 20, NULL, &text, &text_len, err);
 	if (rc == SF_ERR_NOTFOUND)
 		rc = sf_error_set(err, SF_ERR_NOTFOUND, "'%s': not a store (no %s)", path,
 				  SF_STORE_ROOT_FILE);
@@ -1177,6 +1180,7 @@ static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
 		    (int32_t)sub == l->index_id)
 			return v2_fail(l, "expected the children array or the number of another index");
 		node->index_id = (int32_t)sub;
+		dir->lazy_children = 1;
 		if ((rc = v2_next(l)) != SF_OK)
 			return rc;
 	} else {
@@ -1308,11 +1312,13 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 	size_t text_len = 0, i;
 	json_t *root = NULL, *entries;
 	load_map map = { NULL, 0, 0 };
+	/* the index file and its text: megabytes, read once, in huge pages */
+	sf_arena scratch = { 0 };
 	sf_err rc;
 
 	if (!full)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	rc = read_whole_file(full, full, SF_MAX_METADATA_BYTES, &text, &text_len, err);
+	rc = read_whole_file(full, full, SF_MAX_METADATA_BYTES, &scratch, &text, &text_len, err);
 	/* a store lacking one of its own files is damaged, as for shards */
 	if (rc == SF_ERR_NOTFOUND)
 		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': index missing", full);
@@ -1326,11 +1332,9 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		char *plain = NULL;
 		size_t plain_len = 0;
 
-		rc = sf_index_decompress(text, text_len, full, &plain, &plain_len, err);
-		if (rc == SF_OK) {
+		rc = sf_index_decompress(text, text_len, full, &scratch, &plain, &plain_len, err);
+		if (rc == SF_OK)
 			rc = load_index_v2(store, dir, index_id, full, plain, plain_len, err);
-			free(plain);
-		}
 		if (rc == SF_OK)
 			goto sort;
 		goto out;
@@ -1399,6 +1403,7 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 				if (sub >= store->index_count || (int32_t)sub == index_id)
 					why = "\"index\" names no other index";
 				node->index_id = (int32_t)sub;
+				node->parent->lazy_children = 1;
 			} else {
 				node->loaded = 1;
 			}
@@ -1450,7 +1455,7 @@ out:
 	free(map.slots);
 	if (root)
 		json_decref(root);
-	free(text);
+	sf_arena_free(&scratch);
 	free(full);
 	return rc;
 }
@@ -1499,11 +1504,18 @@ sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *er
 			free_node_contents(dir->children[i]);
 		sf_arena_rollback(&store->arena, mark);
 		dir->child_count = 0;
-		dir->load_error = rc;
+		__atomic_store_n(&dir->load_error, rc, __ATOMIC_RELAXED);
 		store->index_failures++;
 	}
 	pthread_mutex_unlock(&store->tree_lock);
 	return rc;
+}
+
+int sf_store_dir_pending(const sf_node *dir)
+{
+	return dir->type == SF_NODE_DIR && dir->index_id >= 0 &&
+	       !__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&dir->load_error, __ATOMIC_RELAXED) == SF_OK;
 }
 
 const sf_node *sf_store_child(const sf_node *dir, const char *name)
@@ -1596,7 +1608,7 @@ static sf_err shard_load_dictionary(sf_store *store, shard *s, const char *shard
 		rc = sf_error_set(&s->open_error, SF_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = read_whole_file(full, full, SF_SEEK_MAX_FRAME_BYTES, &dict, &len, &s->open_error);
+	rc = read_whole_file(full, full, SF_SEEK_MAX_FRAME_BYTES, NULL, &dict, &len, &s->open_error);
 	if (rc == SF_ERR_NOTFOUND)
 		rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
 				  "'%s': dictionary missing (shard '%s' cannot be read without it)",

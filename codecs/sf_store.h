@@ -65,6 +65,7 @@ typedef struct sf_node {
 	uint8_t type;               /* sf_node_type */
 	uint8_t has_xxh64;
 	uint8_t loaded;             /* children are complete */
+	uint8_t lazy_children;      /* some child folder has an index of its own */
 } sf_node;
 
 typedef struct sf_store sf_store;
@@ -104,6 +105,10 @@ uint32_t sf_store_index_count(const sf_store *store);
  * Returns the load error on a damaged index, every time it is asked.
  */
 sf_err sf_store_load_dir(sf_store *store, const sf_node *dir, sf_error *err);
+
+/* 1 when dir's children come from an index not loaded (nor failed) yet:
+   what a reader may load ahead of need. */
+int sf_store_dir_pending(const sf_node *dir);
 
 /* Child of a loaded directory by name; NULL when absent. */
 const sf_node *sf_store_child(const sf_node *dir, const char *name);

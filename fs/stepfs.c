@@ -255,6 +255,13 @@ typedef struct open_file {
 #define READ_AHEAD_FRAMES 4
 #define PREFETCH_THREADS 2
 
+/* Folders whose index is loaded ahead: the lazy subfolders of a folder
+   just opened. A walker (find, du, ls -R) opens them next; loading them
+   on another core while it works through the listing hides most of the
+   load. Only the first PREFETCH_DIRS waiting are kept: a walker takes
+   subfolders in order, and later ones are hinted again as it goes. */
+#define PREFETCH_DIRS 32
+
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -263,6 +270,8 @@ static struct {
 	uint32_t shard[PREFETCH_RING];
 	uint64_t offset[PREFETCH_RING];
 	unsigned head, tail;
+	const sf_node *dir[PREFETCH_DIRS];
+	unsigned dir_head, dir_tail;
 } prefetcher;
 
 static void prefetch_push(uint32_t shard, uint64_t offset)
@@ -279,6 +288,26 @@ static void prefetch_push(uint32_t shard, uint64_t offset)
 	pthread_mutex_unlock(&prefetcher.lock);
 }
 
+/* Queue the lazy subfolders of dir (just opened) for loading. */
+static void prefetch_subdirs(const sf_node *dir)
+{
+	uint32_t i;
+
+	if (!prefetcher.running || !dir->lazy_children)
+		return;
+	pthread_mutex_lock(&prefetcher.lock);
+	for (i = 0; i < dir->child_count && prefetcher.dir_head - prefetcher.dir_tail < PREFETCH_DIRS; i++) {
+		const sf_node *child = dir->children[i];
+
+		if (sf_store_dir_pending(child)) {
+			prefetcher.dir[prefetcher.dir_head % PREFETCH_DIRS] = child;
+			prefetcher.dir_head++;
+		}
+	}
+	pthread_cond_broadcast(&prefetcher.wake);
+	pthread_mutex_unlock(&prefetcher.lock);
+}
+
 static void *prefetch_main(void *arg)
 {
 	(void)arg;
@@ -287,6 +316,19 @@ static void *prefetch_main(void *arg)
 		uint32_t shard;
 		uint64_t offset;
 
+		if (prefetcher.dir_head != prefetcher.dir_tail) {
+			const sf_node *dir = prefetcher.dir[prefetcher.dir_tail % PREFETCH_DIRS];
+			sf_error err = { 0 };
+
+			prefetcher.dir_tail++;
+			pthread_mutex_unlock(&prefetcher.lock);
+			/* a damaged index is reported here, once, as an open would;
+			   the open that follows answers with the remembered error */
+			if (sf_store_dir_pending(dir) && sf_store_load_dir(fs_state.store, dir, &err) != SF_OK)
+				log_error(err.message);
+			pthread_mutex_lock(&prefetcher.lock);
+			continue;
+		}
 		if (prefetcher.head == prefetcher.tail) {
 			pthread_cond_wait(&prefetcher.wake, &prefetcher.lock);
 			continue;
@@ -515,6 +557,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
+	if (!is_virtual(node))
+		prefetch_subdirs(node);
 }
 
 /* Entry i of a directory listing: ".", "..", children, then .stepfs at the root. */
