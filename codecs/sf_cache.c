@@ -2,8 +2,10 @@
 #include "sf_util.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define BUCKETS_MIN 1024u
 /* Buffers of evicted entries kept for reuse (a few frames' worth). */
@@ -11,6 +13,27 @@
 /* Consumed entries kept before their buffers are reused: a little slack
    for read-ahead requests that arrive after the reader passed a frame. */
 #define CONSUMED_KEEP 8u
+
+/*
+ * Frame buffers of 64 KiB to 2 MiB come from a pool of 2 MiB chunks that
+ * the kernel may back with huge pages. On virtual machines a fresh 4 KiB
+ * page costs 10-15 us to fault in, so a fresh 256 KiB buffer cost more
+ * than decompressing the frame into it; a cold mount fills its cache with
+ * such buffers. Pool buffers are powers of two (a frame is charged at its
+ * buffer's size), kept on a free list per size when their entry goes, and
+ * unmapped with the cache. The pool stops growing at the budget (huge
+ * pages are resident as a whole, so the pool's size is its memory); past
+ * that, buffers come from malloc as smaller ones do.
+ */
+#define POOL_CHUNK ((size_t)2 << 20)
+#define POOL_MIN_SHIFT 16u  /* 64 KiB */
+#define POOL_MAX_SHIFT 21u  /* 2 MiB */
+#define POOL_CLASSES (POOL_MAX_SHIFT - POOL_MIN_SHIFT + 1)
+
+typedef struct pool_chunk {
+	struct pool_chunk *next;
+	void *map;
+} pool_chunk;
 
 struct sf_cache {
 	pthread_mutex_t lock;
@@ -27,7 +50,96 @@ struct sf_cache {
 	unsigned spare_count;
 	size_t consumed_count; /* entries in the table marked consumed */
 	sf_cache_stats stats;
+	/* the buffer pool: free buffers by size, the chunk being carved */
+	void *pool_free[POOL_CLASSES];
+	pool_chunk *pool_chunks;
+	unsigned char *carve;
+	size_t carve_left, pool_bytes;
 };
+
+/* The pool's size class for a buffer of at least size bytes, or -1. */
+static int pool_class(size_t size)
+{
+	unsigned shift = POOL_MIN_SHIFT;
+
+	if (size < ((size_t)1 << POOL_MIN_SHIFT) || size > POOL_CHUNK)
+		return -1;
+	while (((size_t)1 << shift) < size)
+		shift++;
+	return (int)(shift - POOL_MIN_SHIFT);
+}
+
+/* A new 2 MiB chunk, aligned to 2 MiB for huge pages. Lock held. */
+static int pool_grow(sf_cache *cache)
+{
+	pool_chunk *chunk;
+	unsigned char *map, *start;
+	size_t len = 2 * POOL_CHUNK, head, tail;
+
+	if (cache->pool_bytes + POOL_CHUNK > cache->budget_bytes)
+		return 0;
+	chunk = malloc(sizeof(*chunk));
+	if (!chunk)
+		return 0;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED) {
+		free(chunk);
+		return 0;
+	}
+	start = (unsigned char *)(((uintptr_t)map + POOL_CHUNK - 1) & ~(uintptr_t)(POOL_CHUNK - 1));
+	head = (size_t)(start - map);
+	tail = len - head - POOL_CHUNK;
+	if (head)
+		munmap(map, head);
+	if (tail)
+		munmap(start + POOL_CHUNK, tail);
+#ifdef MADV_HUGEPAGE
+	(void)madvise(start, POOL_CHUNK, MADV_HUGEPAGE);
+#endif
+	chunk->map = start;
+	chunk->next = cache->pool_chunks;
+	cache->pool_chunks = chunk;
+	cache->carve = start;
+	cache->carve_left = POOL_CHUNK;
+	cache->pool_bytes += POOL_CHUNK;
+	return 1;
+}
+
+/* A pool buffer for size bytes, its size in *capacity; NULL when the size
+   is not pooled or the pool is full. Lock held. */
+static unsigned char *pool_take(sf_cache *cache, size_t size, size_t *capacity)
+{
+	int k = pool_class(size);
+	size_t bytes;
+	unsigned char *p;
+
+	if (k < 0)
+		return NULL;
+	bytes = (size_t)1 << (POOL_MIN_SHIFT + (unsigned)k);
+	if (cache->pool_free[k]) {
+		p = cache->pool_free[k];
+		memcpy(&cache->pool_free[k], p, sizeof(void *));
+		*capacity = bytes;
+		return p;
+	}
+	if (cache->carve_left < bytes && !pool_grow(cache))
+		return NULL;
+	/* chunks are carved in the order sizes come: a chunk's tail too small
+	   for this size is left unused (at most one buffer per chunk) */
+	p = cache->carve;
+	cache->carve += bytes;
+	cache->carve_left -= bytes;
+	*capacity = bytes;
+	return p;
+}
+
+static void pool_give(sf_cache *cache, unsigned char *p, size_t capacity)
+{
+	int k = pool_class(capacity);
+
+	memcpy(p, &cache->pool_free[k], sizeof(void *));
+	cache->pool_free[k] = p;
+}
 
 static inline size_t bucket_of(const sf_cache *cache, uint32_t shard, uint32_t frame)
 {
@@ -112,9 +224,12 @@ static void grow_buckets(sf_cache *cache)
 	}
 }
 
-static void entry_free(sf_cache_entry *entry)
+static void entry_free(sf_cache *cache, sf_cache_entry *entry)
 {
-	free(entry->data);
+	if (entry->pooled)
+		pool_give(cache, entry->data, entry->capacity);
+	else
+		free(entry->data);
 	free(entry);
 }
 
@@ -126,7 +241,7 @@ static void retire(sf_cache *cache, sf_cache_entry *entry)
 		cache->spare = entry;
 		cache->spare_count++;
 	} else {
-		entry_free(entry);
+		entry_free(cache, entry);
 	}
 }
 
@@ -223,6 +338,7 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 	sf_cache_entry *entry, *buffer;
 	unsigned char *data;
 	size_t capacity;
+	unsigned char pooled;
 	sf_err rc;
 
 	pthread_mutex_lock(&cache->lock);
@@ -263,10 +379,12 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 		entry = buffer;
 		data = entry->data;
 		capacity = entry->capacity;
+		pooled = entry->pooled;
 	} else {
 		entry = calloc(1, sizeof(*entry));
-		data = NULL;
 		capacity = 0;
+		data = entry ? pool_take(cache, size, &capacity) : NULL;
+		pooled = data != NULL;
 		if (!entry) {
 			pthread_mutex_unlock(&cache->lock);
 			sf_error_set(err, SF_ERR_NOMEM, "cannot allocate a cache entry for frame %u of shard %u",
@@ -277,6 +395,7 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 	memset(entry, 0, sizeof(*entry));
 	/* charged at its capacity: a reused buffer may be larger than size */
 	entry->capacity = capacity ? capacity : (size ? size : 1);
+	entry->pooled = pooled;
 	entry->shard = shard;
 	entry->frame = frame;
 	entry->size = size;
@@ -406,11 +525,18 @@ void sf_cache_free(sf_cache *cache)
 		return;
 	for (entry = cache->lru_head; entry; entry = next) {
 		next = entry->lru_next;
-		entry_free(entry);
+		entry_free(cache, entry);
 	}
 	for (entry = cache->spare; entry; entry = next) {
 		next = entry->hash_next;
-		entry_free(entry);
+		entry_free(cache, entry);
+	}
+	while (cache->pool_chunks) {
+		pool_chunk *chunk = cache->pool_chunks;
+
+		cache->pool_chunks = chunk->next;
+		munmap(chunk->map, POOL_CHUNK);
+		free(chunk);
 	}
 	free(cache->buckets);
 	pthread_cond_destroy(&cache->filled);

@@ -36,6 +36,7 @@ typedef struct sf_cache_entry {
 	unsigned char filling; /* being decompressed by one thread */
 	unsigned char failed;  /* the fill failed; unlinked, freed by the last ref */
 	unsigned char consumed; /* released as read to its end: recycle first */
+	unsigned char pooled;   /* data is a buffer of the cache's pool */
 	struct sf_cache_entry *hash_next, *lru_prev, *lru_next;
 } sf_cache_entry;
 

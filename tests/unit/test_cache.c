@@ -115,6 +115,58 @@ static void test_consumed(void)
 	sf_cache_free(cache);
 }
 
+/* Frames of 64 KiB and more live in pooled power-of-two buffers: charged at
+   that size, never overlapping, reused after eviction, and the pool stops
+   growing at the budget (larger demand falls back to malloc). */
+static void test_pool(void)
+{
+	sf_cache *cache = sf_cache_create(4 << 20); /* sixteen 256 KiB frames, two chunks */
+	sf_cache_entry *e, *held[24];
+	sf_cache_stats stats;
+	sf_error err;
+	uint32_t i, bad = 0;
+
+	e = sf_cache_get(cache, 3, 0, 100 * 1024, fill, NULL, &err);
+	sf_cache_stats_get(cache, &stats);
+	if (!CHECK(e && stats.bytes_in_use == 128 * 1024, "a 100 KiB frame is charged at its 128 KiB buffer"))
+		printf("#   bytes in use %" PRIu64 "\n", stats.bytes_in_use);
+	sf_cache_put(cache, e);
+	for (i = 0; i < 100; i++) {
+		e = sf_cache_get(cache, 4, i % 30, 256 * 1024, fill, NULL, &err);
+		if (!e || e->data[0] != (unsigned char)(4 * 16 + i % 30) || e->data[256 * 1024 - 1] != e->data[0])
+			bad++;
+		if (e)
+			sf_cache_put(cache, e);
+	}
+	CHECK_EQ_U64(bad, 0, "256 KiB frames cycled through a 4 MiB cache hold their own bytes");
+	sf_cache_stats_get(cache, &stats);
+	CHECK(stats.bytes_in_use <= (4 << 20), "the cache stays within its budget");
+	/* 24 pinned frames: half again the budget, past what the pool may map */
+	for (i = 0; i < 24; i++)
+		held[i] = sf_cache_get(cache, 5, i, 256 * 1024, fill, NULL, &err);
+	for (i = 0; i < 24; i++) {
+		uint32_t k;
+
+		if (!held[i] || held[i]->data[0] != (unsigned char)(5 * 16 + i) ||
+		    held[i]->data[256 * 1024 - 1] != held[i]->data[0])
+			bad++;
+		for (k = 0; k < i; k++)
+			if (held[i] && held[k] && held[i]->data < held[k]->data + 256 * 1024 &&
+			    held[k]->data < held[i]->data + 256 * 1024)
+				bad++;
+	}
+	CHECK_EQ_U64(bad, 0, "pinned frames beyond the pool's size get their own, separate buffers");
+	for (i = 0; i < 24; i++)
+		if (held[i])
+			sf_cache_put(cache, held[i]);
+	e = sf_cache_get(cache, 6, 0, 3 << 20, fill, NULL, &err);
+	CHECK(e && e->data[0] == (unsigned char)(6 * 16) && e->data[(3 << 20) - 1] == e->data[0],
+	      "a frame larger than a pool chunk comes from malloc");
+	if (e)
+		sf_cache_put(cache, e);
+	sf_cache_free(cache);
+}
+
 int main(void)
 {
 	sf_cache *cache = sf_cache_create(4096);
@@ -167,5 +219,6 @@ int main(void)
 	test_single_flight(3, 1, "single flight: every thread gets the frame's bytes");
 	test_single_flight(999, -1, "single flight: every thread gets the error of a failed frame");
 	test_consumed();
+	test_pool();
 	return check_done();
 }
