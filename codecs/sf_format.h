@@ -9,10 +9,16 @@
 /* The version stepstore writes. Readers also read every major from
    SF_FORMAT_OLDEST_MAJOR on (1.0: plain JSON indexes). */
 #define SF_FORMAT_MAJOR 2
-#define SF_FORMAT_MINOR 1
-/* 2.1 adds substitution 3 (SF_SUBST_LIST_LINES); a store that does not use
-   it is written as 2.0, so that 2.0 readers keep reading it. */
+#define SF_FORMAT_MINOR 2
+/* 2.1 adds substitution 3 (SF_SUBST_LIST_LINES), 2.2 shard dictionaries
+   stored zstd-compressed (NNNNN.dict.zst). A store is labelled with the
+   lowest minor whose features it uses (SF_FORMAT_MINOR_LIST_LINES,
+   SF_FORMAT_MINOR_DICT_ZST), so that older 2.x readers read what they can. */
 #define SF_FORMAT_MINOR_BASE 0
+#define SF_FORMAT_MINOR_LIST_LINES 1
+#define SF_FORMAT_MINOR_DICT_ZST 2
+/* suffix of a dictionary stored as one zstd frame (format 2.2) */
+#define SF_DICT_ZST_SUFFIX ".dict.zst"
 #define SF_FORMAT_OLDEST_MAJOR 1
 
 #define SF_STORE_ROOT_FILE "store.json"

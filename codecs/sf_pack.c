@@ -184,6 +184,7 @@ typedef struct packer {
 	size_t batch_order;
 	char *external_root;       /* a lone execution's pipeline folder, or NULL */
 	int list_lines_used;       /* a segment uses SF_SUBST_LIST_LINES: format 2.1 */
+	int dict_zst_used;         /* a dictionary is stored compressed: format 2.2 */
 	sf_jscan *scanner;         /* reused for every JSON file (packing thread) */
 	pthread_t main_thread;     /* the one that draws progress */
 	pthread_mutex_t shard_lock; /* shard_open while two threads pack batches */
@@ -481,8 +482,10 @@ static uint64_t shard_offset(const packer *p, long id)
 
 static char *hex64(uint64_t value, char buf[17]);
 
-/* Write the shard's dictionary beside it (shards/NNNNN.dict) when its
-   frames use one, and note the decision and its figures for store.json. */
+/* Write the shard's dictionary beside it (shards/NNNNN.dict.zst, one zstd
+   frame: a trained dictionary is mostly sample text, and compresses to a
+   quarter) when its frames use one, and note the decision and its figures
+   for store.json. May run on both packing threads at once. */
 static sf_err shard_store_dictionary(packer *p, out_shard *shard, sf_error *err)
 {
 	sf_seek_dict_info info;
@@ -491,6 +494,8 @@ static sf_err shard_store_dictionary(packer *p, out_shard *shard, sf_error *err)
 	char name[64], hex[17];
 	double saved = 0;
 	char *full = NULL;
+	void *packed = NULL;
+	size_t packed_len = 0;
 	int fd = -1;
 	sf_err rc = SF_OK;
 
@@ -509,21 +514,29 @@ static sf_err shard_store_dictionary(packer *p, out_shard *shard, sf_error *err)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	if (!info.used)
 		return SF_OK;
-	shard->dict_bytes = dict_len;
-	snprintf(name, sizeof(name), "%.*s.dict", (int)base, shard->file);
+	rc = sf_index_compress(dict, dict_len, &packed, &packed_len, err);
+	if (rc != SF_OK)
+		return rc;
+	shard->dict_bytes = packed_len;
+	snprintf(name, sizeof(name), "%.*s%s", (int)base, shard->file, SF_DICT_ZST_SUFFIX);
 	full = sf_path_join(p->tmp, name);
-	if (!full)
+	if (!full) {
+		free(packed);
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	}
 	fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0 || sf_write_all(fd, dict, dict_len) != 0 || fsync(fd) != 0)
+	if (fd < 0 || sf_write_all(fd, packed, packed_len) != 0 || fsync(fd) != 0)
 		rc = sf_error_io(err, errno, "'%s': cannot write the shard's dictionary", full);
 	else if (json_object_set_new(shard->dictionary, "file", json_string(name)) != 0 ||
 		 json_object_set_new(shard->dictionary, "xxh64",
-				     json_string(hex64(sf_xxh64(dict, dict_len, 0), hex))) != 0 ||
+				     json_string(hex64(sf_xxh64(packed, packed_len, 0), hex))) != 0 ||
 		 json_object_set_new(shard->dictionary, "id", json_integer(info.dict_id)) != 0)
 		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	if (fd >= 0 && close(fd) != 0 && rc == SF_OK)
 		rc = sf_error_io(err, errno, "'%s': close failed", full);
+	if (rc == SF_OK)
+		__atomic_store_n(&p->dict_zst_used, 1, __ATOMIC_RELAXED);
+	free(packed);
 	free(full);
 	return rc;
 }
@@ -3643,7 +3656,8 @@ static sf_err write_store_json(packer *p, long root_index, const struct stat *sr
 	}
 	doc = json_pack("{s:s,s:[ii],s:s,s:s,s:{s:s,s:i,s:I,s:b,s:s,s:s},s:s,s:{s:I,s:I,s:I,s:I,s:o},s:o,s:O,s:I,s:O}",
 			"format", SF_FORMAT_NAME, "format_version", SF_FORMAT_MAJOR,
-			p->list_lines_used ? SF_FORMAT_MINOR : SF_FORMAT_MINOR_BASE,
+			p->dict_zst_used ? SF_FORMAT_MINOR_DICT_ZST
+			: p->list_lines_used ? SF_FORMAT_MINOR_LIST_LINES : SF_FORMAT_MINOR_BASE,
 			"writer", "stepstore " SF_VERSION, "created", iso_time_now(created),
 			"compression", "codec", "zstd", "level", p->options->level,
 			"frame_bytes", (json_int_t)p->options->frame_bytes,

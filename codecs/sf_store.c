@@ -4,6 +4,8 @@
  */
 #include "sf_store.h"
 
+#include <zstd.h>
+
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -1597,6 +1599,13 @@ void sf_store_node_path(const sf_node *node, char *buf, size_t size)
 
 /* Give a shard's reader its dictionary, checked against store.json. On
    failure the reader is freed and the error kept for every later read. */
+static int ends_with(const char *text, const char *suffix)
+{
+	size_t n = strlen(text), k = strlen(suffix);
+
+	return n >= k && strcmp(text + n - k, suffix) == 0;
+}
+
 static sf_err shard_load_dictionary(sf_store *store, shard *s, const char *shard_path)
 {
 	char *full = sf_path_join(store->path, s->dict_file);
@@ -1617,7 +1626,27 @@ static sf_err shard_load_dictionary(sf_store *store, shard *s, const char *shard
 		rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
 				  "'%s': checksum mismatch (dictionary damaged; shard '%s' cannot be read)",
 				  full, shard_path);
-	else if (rc == SF_OK)
+	if (rc == SF_OK && ends_with(s->dict_file, SF_DICT_ZST_SUFFIX)) {
+		/* format 2.2: the dictionary as one zstd frame */
+		char *plain = NULL;
+		size_t plain_len = 0;
+
+		unsigned long long claimed = ZSTD_getFrameContentSize(dict, len);
+
+		if (claimed > SF_SEEK_MAX_FRAME_BYTES && claimed != ZSTD_CONTENTSIZE_UNKNOWN &&
+		    claimed != ZSTD_CONTENTSIZE_ERROR)
+			rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
+					  "'%s': a dictionary of %llu bytes, more than the limit of %u",
+					  full, claimed, (unsigned)SF_SEEK_MAX_FRAME_BYTES);
+		else
+			rc = sf_index_decompress(dict, len, full, NULL, &plain, &plain_len, &s->open_error);
+		if (rc == SF_OK) {
+			free(dict);
+			dict = plain;
+			len = plain_len;
+		}
+	}
+	if (rc == SF_OK)
 		rc = sf_seek_reader_set_dictionary(s->reader, dict, len, full, &s->open_error);
 out:
 	if (rc != SF_OK) {

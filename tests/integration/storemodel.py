@@ -99,6 +99,22 @@ def flatten_v2(entries):
     return out
 
 
+
+def plain_dictionary(path):
+    """The dictionary of a .dict.zst file, decompressed into a temporary file
+    that lives as long as the process."""
+    import tempfile
+    if path not in _PLAIN_DICTS:
+        out = tempfile.NamedTemporaryFile(prefix="stepfs-dict.", suffix=".dict")
+        out.write(subprocess.run(["zstd", "-q", "-d", "-c", path], check=True,
+                                 stdout=subprocess.PIPE).stdout)
+        out.flush()
+        _PLAIN_DICTS[path] = out
+    return _PLAIN_DICTS[path].name
+
+
+_PLAIN_DICTS = {}
+
 class Store:
     def __init__(self, path):
         self.path = path
@@ -141,9 +157,17 @@ class Store:
         return os.path.join(self.path, self.shards[shard])
 
     def zstd_args(self, shard):
-        """zstd options to decode a shard: -D its dictionary when it has one."""
+        """zstd options to decode a shard: -D its dictionary when it has one
+        (a .dict.zst, format 2.2, is decompressed to a file beside the test's
+        temporary files first)."""
         dictionary = self.doc["shards"][shard].get("dictionary", {}).get("file")
-        return ["-D", os.path.join(self.path, dictionary)] if dictionary else []
+        if not dictionary:
+            return []
+        path = os.path.join(self.path, dictionary)
+        if path.endswith(".dict.zst"):
+            plain = plain_dictionary(path)
+            return ["-D", plain]
+        return ["-D", path]
 
     def layout(self, shard):
         if shard not in self._layout:

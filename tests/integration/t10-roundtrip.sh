@@ -30,9 +30,12 @@ for dirpath, dirnames, filenames in os.walk(a):
             sys.exit("%s: symlink target differs" % pb)
 PY
 	local bad=0 shard dict
-	for shard in "$store"/shards/*.zst; do
+	for shard in "$store"/shards/[0-9][0-9][0-9][0-9][0-9].zst; do
 		dict=()
 		[ -e "${shard%.zst}.dict" ] && dict=(-D "${shard%.zst}.dict")
+		if [ -e "${shard%.zst}.dict.zst" ]; then
+			zstd -q -dc "${shard%.zst}.dict.zst" >"$TMP/shard.dict" && dict=(-D "$TMP/shard.dict")
+		fi
 		zstd -q -t "${dict[@]}" "$shard" || { echo "# zstd -t failed on $shard"; bad=1; }
 	done
 	if [ $bad -eq 0 ]; then ok "$label: every shard passes zstd -t"; else not_ok "$label: every shard passes zstd -t"; fi
@@ -67,7 +70,7 @@ PY
 	# one changed byte in the middle of the largest shard
 	cp -a "$store" "$TMP/$label.damaged"
 	local big
-	big=$(ls -S "$TMP/$label.damaged"/shards/*.zst | head -1)
+	big=$(ls -S "$TMP/$label.damaged"/shards/[0-9][0-9][0-9][0-9][0-9].zst | head -1)
 	python3 - "$big" <<'PY'
 import os, sys
 p = sys.argv[1]

@@ -53,7 +53,7 @@ flips "flips inside the sample's seek tables" "$TMP/sample.stepfs" 20 2004 table
 # which the zstd seekable format tells decoders not to interpret. A flip
 # there must change nothing that is read.
 cp -a "$MAIN" "$TMP/unused.stepfs"
-for shard in "$TMP/unused.stepfs"/shards/*.zst; do
+for shard in "$TMP/unused.stepfs"/shards/[0-9][0-9][0-9][0-9][0-9].zst; do
 	size=$(stat -c %s "$shard")
 	$DAMAGE toggle "$shard" $((size - 5)) 0
 	$DAMAGE toggle "$shard" $((size - 5)) 1
@@ -113,7 +113,7 @@ STEP_INDEX=$(root_dirs "$MAIN" | awk '$1 ~ /^step_/ { i = $2 } END { print i }')
 STEP_SHARD=$($PY -c '
 import json, sys
 print([i for i, s in enumerate(json.load(open(sys.argv[1]))["shards"]) if s["kind"] == "step"][0])' "$MAIN/store.json")
-LAST_SHARD=$(($(ls "$MAIN/shards"/*.zst | wc -l) - 1))
+LAST_SHARD=$(($(ls "$MAIN/shards"/[0-9][0-9][0-9][0-9][0-9].zst | wc -l) - 1))
 
 # mutate FILE: python snippets that damage FILE in place.
 truncate_half() { $PY -c 'import os,sys; p=sys.argv[1]; os.truncate(p, os.path.getsize(p)//2)' "$1"; }

@@ -40,7 +40,7 @@ for mode in always auto never; do
 	case $mode in
 	never)
 		check "never: no .dict files, info says '-' for every shard" \
-			sh -c "! ls '$store'/shards/*.dict 2>/dev/null && ! grep -q 'yes:' '$TMP/never.info'"
+			sh -c "! ls '$store'/shards/*.dict* 2>/dev/null && ! grep -q 'yes:' '$TMP/never.info'"
 		;;
 	always)
 		if [ "$used" -eq 3 ]; then ok "always: all 3 step shards use a dictionary"
@@ -58,8 +58,21 @@ for s in used:
     assert x["probe_compressed_with"] < x["probe_compressed_without"], x
 PY
 		set -- $(dict_shards "$store" | head -1)
+		check "always: each dictionary is stored as one zstd frame (.dict.zst), smaller than itself, format 2.2" \
+			python3 - "$store" <<'PY'
+import json, os, sys
+d = json.load(open(sys.argv[1] + "/store.json"))
+assert d["format_version"] == [2, 2], d["format_version"]
+for s in d["shards"]:
+    x = s.get("dictionary", {})
+    if x.get("used"):
+        assert x["file"].endswith(".dict.zst"), x
+        stored = os.path.getsize(os.path.join(sys.argv[1], x["file"]))
+        assert stored < x["bytes"], (stored, x["bytes"])
+        assert open(os.path.join(sys.argv[1], x["file"]), "rb").read(4) == b"\x28\xb5\x2f\xfd"
+PY
 		check "always: zstd -D DICT -dc decodes a shard, not without -D" \
-			sh -c "zstd -q -D '$store/$2' -dc '$store/$1' >/dev/null && ! zstd -q -dc '$store/$1' >/dev/null 2>&1"
+			sh -c "zstd -q -dc '$store/$2' >'$TMP/plain.dict' && zstd -q -D '$TMP/plain.dict' -dc '$store/$1' >/dev/null && ! zstd -q -dc '$store/$1' >/dev/null 2>&1"
 		;;
 	auto)
 		check "auto: every step shard records its decision and reason" python3 - "$store" <<'PY'
@@ -78,9 +91,9 @@ done
 printf 'pack:\n  dictionary: never\n' >"$TMP/never.yaml"
 printf 'pack:\n  dictionary: always\n' >"$TMP/always.yaml"
 check "config pack.dictionary: always gives .dict files" sh -c \
-	"'$STEPSTORE' pack -q --frame-size 16K --config '$TMP/always.yaml' '$SRC' '$TMP/cfg1.stepfs' && ls '$TMP/cfg1.stepfs'/shards/*.dict >/dev/null"
+	"'$STEPSTORE' pack -q --frame-size 16K --config '$TMP/always.yaml' '$SRC' '$TMP/cfg1.stepfs' && ls '$TMP/cfg1.stepfs'/shards/*.dict.zst >/dev/null"
 check "--dictionary never overrides the config" sh -c \
-	"'$STEPSTORE' pack -q --frame-size 16K --config '$TMP/always.yaml' --dictionary never '$SRC' '$TMP/cfg2.stepfs' && ! ls '$TMP/cfg2.stepfs'/shards/*.dict 2>/dev/null"
+	"'$STEPSTORE' pack -q --frame-size 16K --config '$TMP/always.yaml' --dictionary never '$SRC' '$TMP/cfg2.stepfs' && ! ls '$TMP/cfg2.stepfs'/shards/*.dict* 2>/dev/null"
 check_fails "--dictionary sometimes is refused" "$STEPSTORE" pack -q --dictionary sometimes "$SRC" "$TMP/bad.stepfs"
 
 # a damaged dictionary: verify names it; only its shard's files fail

@@ -18,6 +18,7 @@ import json
 import os
 import stat
 import subprocess
+import tempfile
 import sys
 
 
@@ -134,10 +135,17 @@ def nomark(store, words):
     found = 0
     shards = os.path.join(store, "shards")
     for name in sorted(os.listdir(shards)):
-        if not name.endswith(".zst"):
+        if not name.endswith(".zst") or name.endswith(".dict.zst"):
             continue
         dictionary = os.path.join(shards, name[:-4] + ".dict")
         extra = ["-D", dictionary] if os.path.exists(dictionary) else []
+        if os.path.exists(dictionary + ".zst"):
+            plain = subprocess.run(["zstd", "-q", "-d", "-c", dictionary + ".zst"], check=True,
+                                   stdout=subprocess.PIPE).stdout
+            held = tempfile.NamedTemporaryFile(prefix="stepfs-dict.", suffix=".dict")
+            held.write(plain)
+            held.flush()
+            extra = ["-D", held.name]
         data = subprocess.run(["zstd", "-q", "-d", "-c"] + extra + [os.path.join(shards, name)],
                               check=True, stdout=subprocess.PIPE).stdout
         for word in words:
