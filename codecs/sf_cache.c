@@ -23,7 +23,11 @@
  * buffer's size), kept on a free list per size when their entry goes, and
  * unmapped with the cache. The pool stops growing at the budget (huge
  * pages are resident as a whole, so the pool's size is its memory); past
- * that, buffers come from malloc as smaller ones do.
+ * that, buffers come from malloc as smaller ones do. So that free buffers
+ * of one size do not sit beside malloc'd ones of another (a store read
+ * first with small frames, then with large ones), a malloc first gives
+ * as many free pool bytes back to the kernel (MADV_DONTNEED: "dropped";
+ * such a buffer is still used again, it only faults in anew).
  */
 #define POOL_CHUNK ((size_t)2 << 20)
 #define POOL_MIN_SHIFT 16u  /* 64 KiB */
@@ -52,9 +56,12 @@ struct sf_cache {
 	sf_cache_stats stats;
 	/* the buffer pool: free buffers by size, the chunk being carved */
 	void *pool_free[POOL_CLASSES];
+	void *pool_dropped[POOL_CLASSES];
 	pool_chunk *pool_chunks;
 	unsigned char *carve;
 	size_t carve_left, pool_bytes;
+	size_t pool_dropped_bytes;  /* free buffers given back to the kernel */
+	size_t malloc_bytes;        /* buffers from malloc, in use or spare */
 };
 
 /* The pool's size class for a buffer of at least size bytes, or -1. */
@@ -105,6 +112,43 @@ static int pool_grow(sf_cache *cache)
 	return 1;
 }
 
+static void pool_give(sf_cache *cache, unsigned char *p, size_t capacity);
+
+/* The pool is full and size k has no free buffer: cut one out of a larger
+   free buffer (resident ones first), whose other halves go to the lists of
+   their sizes (dropped halves stay dropped). NULL when there is none. */
+static unsigned char *pool_split(sf_cache *cache, int k, size_t *capacity)
+{
+	int j, dropped;
+
+	for (dropped = 0; dropped < 2; dropped++) {
+		for (j = k + 1; j < (int)POOL_CLASSES; j++) {
+			void **list = dropped ? &cache->pool_dropped[j] : &cache->pool_free[j];
+			unsigned char *p = *list;
+			size_t bytes = (size_t)1 << (POOL_MIN_SHIFT + (unsigned)j);
+
+			if (!p)
+				continue;
+			memcpy(list, p, sizeof(void *));
+			/* keep the first 2^k, hand back the upper halves */
+			while (j > k) {
+				void **half_list;
+
+				bytes >>= 1;
+				j--;
+				half_list = dropped ? &cache->pool_dropped[j] : &cache->pool_free[j];
+				memcpy(p + bytes, half_list, sizeof(void *));
+				*half_list = p + bytes;
+			}
+			if (dropped)
+				cache->pool_dropped_bytes -= bytes;
+			*capacity = bytes;
+			return p;
+		}
+	}
+	return NULL;
+}
+
 /* A pool buffer for size bytes, its size in *capacity; NULL when the size
    is not pooled or the pool is full. Lock held. */
 static unsigned char *pool_take(sf_cache *cache, size_t size, size_t *capacity)
@@ -122,10 +166,28 @@ static unsigned char *pool_take(sf_cache *cache, size_t size, size_t *capacity)
 		*capacity = bytes;
 		return p;
 	}
-	if (cache->carve_left < bytes && !pool_grow(cache))
-		return NULL;
-	/* chunks are carved in the order sizes come: a chunk's tail too small
-	   for this size is left unused (at most one buffer per chunk) */
+	if (cache->pool_dropped[k]) {
+		p = cache->pool_dropped[k];
+		memcpy(&cache->pool_dropped[k], p, sizeof(void *));
+		cache->pool_dropped_bytes -= bytes;
+		*capacity = bytes;
+		return p;
+	}
+	if (cache->carve_left < bytes) {
+		/* the chunk's tail (a multiple of the smallest size) goes to the
+		   free lists of the sizes it holds, largest first */
+		while (cache->carve_left >= ((size_t)1 << POOL_MIN_SHIFT)) {
+			size_t piece = (size_t)1 << POOL_MAX_SHIFT;
+
+			while (piece > cache->carve_left)
+				piece >>= 1;
+			pool_give(cache, cache->carve, piece);
+			cache->carve += piece;
+			cache->carve_left -= piece;
+		}
+		if (!pool_grow(cache))
+			return pool_split(cache, k, capacity);
+	}
 	p = cache->carve;
 	cache->carve += bytes;
 	cache->carve_left -= bytes;
@@ -139,6 +201,29 @@ static void pool_give(sf_cache *cache, unsigned char *p, size_t capacity)
 
 	memcpy(p, &cache->pool_free[k], sizeof(void *));
 	cache->pool_free[k] = p;
+}
+
+/* Give at least `need` bytes of free pool buffers back to the kernel, the
+   largest first, before that much is taken from malloc. Lock held. */
+static void pool_shed(sf_cache *cache, size_t need)
+{
+	size_t shed = 0;
+	int k;
+
+	for (k = (int)POOL_CLASSES - 1; k >= 0 && shed < need; k--) {
+		size_t bytes = (size_t)1 << (POOL_MIN_SHIFT + (unsigned)k);
+
+		while (cache->pool_free[k] && shed < need) {
+			unsigned char *p = cache->pool_free[k];
+
+			memcpy(&cache->pool_free[k], p, sizeof(void *));
+			(void)madvise(p, bytes, MADV_DONTNEED);
+			memcpy(p, &cache->pool_dropped[k], sizeof(void *));
+			cache->pool_dropped[k] = p;
+			cache->pool_dropped_bytes += bytes;
+			shed += bytes;
+		}
+	}
 }
 
 static inline size_t bucket_of(const sf_cache *cache, uint32_t shard, uint32_t frame)
@@ -226,10 +311,13 @@ static void grow_buckets(sf_cache *cache)
 
 static void entry_free(sf_cache *cache, sf_cache_entry *entry)
 {
-	if (entry->pooled)
+	if (entry->pooled) {
 		pool_give(cache, entry->data, entry->capacity);
-	else
+	} else {
+		if (entry->data)
+			cache->malloc_bytes -= entry->capacity;
 		free(entry->data);
+	}
 	free(entry);
 }
 
@@ -339,6 +427,7 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 	unsigned char *data;
 	size_t capacity;
 	unsigned char pooled;
+	int fresh = 0;
 	sf_err rc;
 
 	pthread_mutex_lock(&cache->lock);
@@ -396,6 +485,8 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 	/* charged at its capacity: a reused buffer may be larger than size */
 	entry->capacity = capacity ? capacity : (size ? size : 1);
 	entry->pooled = pooled;
+	if (!data)
+		pool_shed(cache, entry->capacity);  /* malloc takes as much below */
 	entry->shard = shard;
 	entry->frame = frame;
 	entry->size = size;
@@ -415,8 +506,10 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 	pthread_mutex_unlock(&cache->lock);
 
 	/* Allocate and decompress outside the lock so other readers go on. */
-	if (!data)
+	if (!data) {
 		data = malloc(entry->capacity);
+		fresh = data != NULL;
+	}
 	if (!data)
 		rc = sf_error_set(err, SF_ERR_NOMEM, "cannot allocate %zu bytes for frame %u of shard %u",
 				  size, frame, shard);
@@ -425,6 +518,8 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 
 	pthread_mutex_lock(&cache->lock);
 	entry->data = data;
+	if (fresh)
+		cache->malloc_bytes += entry->capacity;
 	entry->filling = 0;
 	if (rc != SF_OK) {
 		/* Nothing is cached for a frame that failed. */
@@ -513,6 +608,7 @@ void sf_cache_stats_get(sf_cache *cache, sf_cache_stats *stats)
 	pthread_mutex_lock(&cache->lock);
 	*stats = cache->stats;
 	stats->bytes_in_use = cache->bytes_in_use;
+	stats->memory_bytes = cache->pool_bytes - cache->pool_dropped_bytes + cache->malloc_bytes;
 	stats->entries = cache->entry_count;
 	pthread_mutex_unlock(&cache->lock);
 }

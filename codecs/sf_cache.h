@@ -51,6 +51,8 @@ typedef struct sf_cache_stats {
 	uint64_t bytes_decompressed;
 	uint64_t shared_fills; /* gets that waited for another thread's fill */
 	uint64_t recycled;     /* misses served with a reused buffer */
+	uint64_t memory_bytes; /* frame buffers held: the pool's resident part
+				  plus buffers from malloc, in use or not */
 } sf_cache_stats;
 
 /* budget_bytes 0 disables caching beyond pinned entries. */

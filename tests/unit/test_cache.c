@@ -167,6 +167,52 @@ static void test_pool(void)
 	sf_cache_free(cache);
 }
 
+/* Frames of one size, then of another: free pool buffers of the first size
+   must not sit beside malloc'd buffers of the second. Small after large
+   cuts the large free buffers; large after small gives the small ones back
+   to the kernel before taking as much from malloc. */
+static void test_pool_sizes(void)
+{
+	const size_t budget = 8 << 20;
+	sf_cache *cache = sf_cache_create(budget);
+	sf_cache_entry *e;
+	sf_cache_stats stats;
+	sf_error err;
+	uint32_t i, bad = 0;
+
+	for (i = 0; i < 400; i++) {
+		e = sf_cache_get(cache, 1, i, 64 * 1024, fill, NULL, &err);
+		if (!e || e->data[0] != (unsigned char)(16 + i) || e->data[64 * 1024 - 1] != e->data[0])
+			bad++;
+		if (e)
+			sf_cache_put(cache, e);
+	}
+	sf_cache_stats_get(cache, &stats);
+	CHECK(stats.memory_bytes <= budget + (2 << 20), "64 KiB frames: buffers held within the budget");
+	for (i = 0; i < 40; i++) {
+		e = sf_cache_get(cache, 2, i, 2 << 20, fill, NULL, &err);
+		if (!e || e->data[0] != (unsigned char)(32 + i) || e->data[(2 << 20) - 1] != e->data[0])
+			bad++;
+		if (e)
+			sf_cache_put(cache, e);
+	}
+	sf_cache_stats_get(cache, &stats);
+	if (!CHECK(stats.memory_bytes <= budget + (4 << 20), "then 2 MiB frames: still within the budget and a frame or two"))
+		printf("#   memory %" PRIu64 " bytes\n", stats.memory_bytes);
+	for (i = 0; i < 400; i++) {
+		e = sf_cache_get(cache, 3, i, 100 * 1024, fill, NULL, &err);
+		if (!e || e->data[0] != (unsigned char)(48 + i) || e->data[100 * 1024 - 1] != e->data[0])
+			bad++;
+		if (e)
+			sf_cache_put(cache, e);
+	}
+	sf_cache_stats_get(cache, &stats);
+	if (!CHECK(stats.memory_bytes <= budget + (4 << 20), "then 100 KiB frames: cut from the free 2 MiB buffers"))
+		printf("#   memory %" PRIu64 " bytes\n", stats.memory_bytes);
+	CHECK_EQ_U64(bad, 0, "every frame of every size holds its own bytes");
+	sf_cache_free(cache);
+}
+
 int main(void)
 {
 	sf_cache *cache = sf_cache_create(4096);
@@ -220,5 +266,6 @@ int main(void)
 	test_single_flight(999, -1, "single flight: every thread gets the error of a failed frame");
 	test_consumed();
 	test_pool();
+	test_pool_sizes();
 	return check_done();
 }
