@@ -530,7 +530,10 @@ static sf_err shard_store_dictionary(packer *p, out_shard *shard, sf_error *err)
 	else if (json_object_set_new(shard->dictionary, "file", json_string(name)) != 0 ||
 		 json_object_set_new(shard->dictionary, "xxh64",
 				     json_string(hex64(sf_xxh64(packed, packed_len, 0), hex))) != 0 ||
-		 json_object_set_new(shard->dictionary, "id", json_integer(info.dict_id)) != 0)
+		 json_object_set_new(shard->dictionary, "id", json_integer(info.dict_id)) != 0 ||
+		 /* what the shard pays is the file as stored, not the dictionary */
+		 json_object_set_new(shard->dictionary, "estimated_saved_bytes",
+				     json_integer((json_int_t)(saved + (double)dict_len - (double)packed_len))) != 0)
 		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	if (fd >= 0 && close(fd) != 0 && rc == SF_OK)
 		rc = sf_error_io(err, errno, "'%s': close failed", full);

@@ -1462,7 +1462,7 @@ out:
 	return rc;
 }
 
-sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *err)
+static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_error *err)
 {
 	sf_node *dir = (sf_node *)(uintptr_t)const_dir; /* loading fills a shared node */
 	sf_arena_mark mark;
@@ -1480,6 +1480,11 @@ sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *er
 	if (dir->load_error != SF_OK) {
 		char path[SF_MAX_PATH_BYTES];
 
+		if (ahead) {
+			/* reported already, by whoever tried first */
+			pthread_mutex_unlock(&store->tree_lock);
+			return SF_OK;
+		}
 		rc = dir->load_error;
 		sf_store_node_path(dir, path, sizeof(path));
 		sf_error_set(err, rc, "'%s/%s': index of '/%s' is damaged (see earlier message)",
@@ -1511,6 +1516,16 @@ sf_err sf_store_load_dir(sf_store *store, const sf_node *const_dir, sf_error *er
 	}
 	pthread_mutex_unlock(&store->tree_lock);
 	return rc;
+}
+
+sf_err sf_store_load_dir(sf_store *store, const sf_node *dir, sf_error *err)
+{
+	return load_dir(store, dir, 0, err);
+}
+
+sf_err sf_store_load_dir_ahead(sf_store *store, const sf_node *dir, sf_error *err)
+{
+	return load_dir(store, dir, 1, err);
 }
 
 int sf_store_dir_pending(const sf_node *dir)

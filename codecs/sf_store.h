@@ -106,6 +106,10 @@ uint32_t sf_store_index_count(const sf_store *store);
  */
 sf_err sf_store_load_dir(sf_store *store, const sf_node *dir, sf_error *err);
 
+/* The same, for a load ahead of need: an index that failed before gives
+   SF_OK here (its error was reported then); a new failure is returned. */
+sf_err sf_store_load_dir_ahead(sf_store *store, const sf_node *dir, sf_error *err);
+
 /* 1 when dir's children come from an index not loaded (nor failed) yet:
    what a reader may load ahead of need. */
 int sf_store_dir_pending(const sf_node *dir);

@@ -258,8 +258,8 @@ typedef struct open_file {
 /* Folders whose index is loaded ahead: the lazy subfolders of a folder
    just opened. A walker (find, du, ls -R) opens them next; loading them
    on another core while it works through the listing hides most of the
-   load. Only the first PREFETCH_DIRS waiting are kept: a walker takes
-   subfolders in order, and later ones are hinted again as it goes. */
+   load. At most PREFETCH_DIRS wait at a time, the first ones found (a
+   walker takes subfolders in order); the others load when opened. */
 #define PREFETCH_DIRS 32
 
 static struct {
@@ -324,7 +324,7 @@ static void *prefetch_main(void *arg)
 			pthread_mutex_unlock(&prefetcher.lock);
 			/* a damaged index is reported here, once, as an open would;
 			   the open that follows answers with the remembered error */
-			if (sf_store_dir_pending(dir) && sf_store_load_dir(fs_state.store, dir, &err) != SF_OK)
+			if (sf_store_dir_pending(dir) && sf_store_load_dir_ahead(fs_state.store, dir, &err) != SF_OK)
 				log_error(err.message);
 			pthread_mutex_lock(&prefetcher.lock);
 			continue;
