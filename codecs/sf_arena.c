@@ -8,7 +8,6 @@
 
 #define ARENA_ALIGN 16
 #define ARENA_FIRST_BLOCK ((size_t)64 << 10)
-#define ARENA_HUGE_BLOCK ((size_t)2 << 20)
 
 struct sf_arena_block {
 	sf_arena_block *prev;
@@ -25,46 +24,73 @@ static unsigned char *block_data(sf_arena_block *b)
 	return (unsigned char *)b + HEADER_BYTES;
 }
 
-/* A block of at least `need` usable bytes. Huge-page sized blocks are
-   mapped with slack and aligned, so the kernel can back them with 2 MiB
-   pages. */
+void *sf_map_huge(size_t len)
+{
+	size_t map_len, head, tail;
+	unsigned char *map, *start;
+
+	len = (len + 4095) & ~(size_t)4095;
+	if (len == 0 || len > SIZE_MAX - SF_HUGE_PAGE)
+		return NULL;
+	map_len = len + SF_HUGE_PAGE;
+	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED)
+		return NULL;
+	start = (unsigned char *)(((uintptr_t)map + SF_HUGE_PAGE - 1) & ~(uintptr_t)(SF_HUGE_PAGE - 1));
+	head = (size_t)(start - map);
+	tail = map_len - head - len;
+	if (head)
+		munmap(map, head);
+	if (tail)
+		munmap(start + len, tail);
+#ifdef MADV_HUGEPAGE
+	if (len >= SF_HUGE_PAGE)
+		(void)madvise(start, len & ~(SF_HUGE_PAGE - 1), MADV_HUGEPAGE);
+#endif
+	return start;
+}
+
+void sf_unmap_huge(void *p, size_t len)
+{
+	if (p)
+		munmap(p, (len + 4095) & ~(size_t)4095);
+}
+
+/* A block of at least `need` usable bytes; blocks of 2 MiB and more come
+   from sf_map_huge, so the kernel can back them with huge pages. */
 static sf_arena_block *new_block(sf_arena *arena, size_t need)
 {
 	size_t want = arena->head ? arena->head->size + HEADER_BYTES : ARENA_FIRST_BLOCK;
-	size_t len, map_len;
-	unsigned char *map, *start;
+	size_t len;
+	unsigned char *start;
 	sf_arena_block *b;
 
 	if (arena->head)
 		want *= 2;
-	if (want > ARENA_HUGE_BLOCK)
-		want = ARENA_HUGE_BLOCK;
-	if (need > SIZE_MAX - HEADER_BYTES - ARENA_HUGE_BLOCK)
+	if (want > SF_HUGE_PAGE)
+		want = SF_HUGE_PAGE;
+	if (need > SIZE_MAX - HEADER_BYTES - SF_HUGE_PAGE)
 		return NULL;
 	len = want;
 	if (need + HEADER_BYTES > len)  /* a large array: its own block */
 		len = (need + HEADER_BYTES + 4095) & ~(size_t)4095;
-	map_len = len >= ARENA_HUGE_BLOCK ? len + ARENA_HUGE_BLOCK : len;
-	map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (map == MAP_FAILED)
-		return NULL;
-	start = map;
-	if (len >= ARENA_HUGE_BLOCK) {
-		uintptr_t aligned = ((uintptr_t)map + ARENA_HUGE_BLOCK - 1) & ~(uintptr_t)(ARENA_HUGE_BLOCK - 1);
-
-		start = (unsigned char *)aligned;
-#ifdef MADV_HUGEPAGE
-		(void)madvise(start, len & ~(ARENA_HUGE_BLOCK - 1), MADV_HUGEPAGE);
-#endif
+	if (len >= SF_HUGE_PAGE) {
+		start = sf_map_huge(len);
+		if (!start)
+			return NULL;
+	} else {
+		start = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (start == MAP_FAILED)
+			return NULL;
 	}
 	b = (sf_arena_block *)start;
 	b->prev = arena->head;
-	b->map = map;
-	b->map_len = map_len;
+	b->map = start;
+	b->map_len = len;
 	b->size = len - HEADER_BYTES;
 	b->used = 0;
 	arena->head = b;
-	arena->reserved += map_len;
+	arena->reserved += len;
 	return b;
 }
 

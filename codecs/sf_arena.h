@@ -40,4 +40,14 @@ void sf_arena_rollback(sf_arena *arena, sf_arena_mark mark);
 
 void sf_arena_free(sf_arena *arena);
 
+/* The size of a transparent huge page on x86-64 and arm64 (4 KiB base). */
+#define SF_HUGE_PAGE ((size_t)2 << 20)
+
+/* len bytes (rounded up to 4 KiB) of fresh memory starting on a 2 MiB
+   boundary, its whole 2 MiB units advised as huge pages (MADV_HUGEPAGE);
+   NULL when out of memory. For the arena's blocks and the frame cache's
+   buffer pool. sf_unmap_huge(p, len) gives it back. */
+void *sf_map_huge(size_t len);
+void sf_unmap_huge(void *p, size_t len);
+
 #endif
