@@ -632,8 +632,8 @@ out:
 	return rc;
 }
 
-sf_err sf_index_decompress(const void *data, size_t len, const char *shown, sf_arena *scratch, char **text,
-			   size_t *text_len, sf_error *err)
+sf_err sf_index_decompress(const void *data, size_t len, size_t limit, const char *shown, sf_arena *scratch,
+			   char **text, size_t *text_len, sf_error *err)
 {
 	unsigned long long size = ZSTD_getFrameContentSize(data, len);
 	char *buf;
@@ -643,9 +643,9 @@ sf_err sf_index_decompress(const void *data, size_t len, const char *shown, sf_a
 	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
 	    ZSTD_findFrameCompressedSize(data, len) != len)
 		return sf_error_set(err, SF_ERR_CORRUPT, "'%s': not one zstd frame with a content size", shown);
-	if (size > SF_MAX_METADATA_BYTES)
-		return sf_error_set(err, SF_ERR_LIMIT, "'%s': %llu bytes of text, more than the limit of %llu",
-				    shown, size, (unsigned long long)SF_MAX_METADATA_BYTES);
+	if (size > limit)
+		return sf_error_set(err, SF_ERR_LIMIT, "'%s': %llu bytes once decompressed, more than the limit of %llu",
+				    shown, size, (unsigned long long)limit);
 	buf = scratch ? sf_arena_alloc(scratch, (size_t)size + 1) : malloc((size_t)size + 1);
 	if (!buf)
 		return sf_error_set(err, SF_ERR_NOMEM, "'%s': cannot allocate %llu bytes", shown, size);

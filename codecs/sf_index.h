@@ -75,12 +75,14 @@ sf_err sf_index_compress(const char *text, size_t len, void **out, size_t *out_l
 			 sf_error *err);
 
 /*
- * Decompress a stored 2.0 index (shown names it in messages). Refuses
- * content larger than SF_MAX_METADATA_BYTES and frames without a content
+ * Decompress one zstd frame that states its content size: a stored 2.0
+ * index (limit SF_MAX_METADATA_BYTES) or a 2.2 shard dictionary (limit
+ * SF_SEEK_MAX_FRAME_BYTES). shown names it in messages. Refuses content
+ * larger than limit before allocating, and frames without a content
  * size. *text is NUL-terminated: taken from scratch when it is given
  * (freed with it), else malloc'd.
  */
-sf_err sf_index_decompress(const void *data, size_t len, const char *shown, sf_arena *scratch, char **text,
-			   size_t *text_len, sf_error *err);
+sf_err sf_index_decompress(const void *data, size_t len, size_t limit, const char *shown, sf_arena *scratch,
+			   char **text, size_t *text_len, sf_error *err);
 
 #endif

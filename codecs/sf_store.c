@@ -1334,7 +1334,8 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		char *plain = NULL;
 		size_t plain_len = 0;
 
-		rc = sf_index_decompress(text, text_len, full, &scratch, &plain, &plain_len, err);
+		rc = sf_index_decompress(text, text_len, SF_MAX_METADATA_BYTES, full, &scratch, &plain, &plain_len,
+					 err);
 		if (rc == SF_OK)
 			rc = load_index_v2(store, dir, index_id, full, plain, plain_len, err);
 		if (rc == SF_OK)
@@ -1646,15 +1647,13 @@ static sf_err shard_load_dictionary(sf_store *store, shard *s, const char *shard
 		char *plain = NULL;
 		size_t plain_len = 0;
 
-		unsigned long long claimed = ZSTD_getFrameContentSize(dict, len);
-
-		if (claimed > SF_SEEK_MAX_FRAME_BYTES && claimed != ZSTD_CONTENTSIZE_UNKNOWN &&
-		    claimed != ZSTD_CONTENTSIZE_ERROR)
-			rc = sf_error_set(&s->open_error, SF_ERR_CORRUPT,
-					  "'%s': a dictionary of %llu bytes, more than the limit of %u",
-					  full, claimed, (unsigned)SF_SEEK_MAX_FRAME_BYTES);
-		else
-			rc = sf_index_decompress(dict, len, full, NULL, &plain, &plain_len, &s->open_error);
+		rc = sf_index_decompress(dict, len, SF_SEEK_MAX_FRAME_BYTES, full, NULL, &plain, &plain_len,
+					 &s->open_error);
+		/* no writer makes one that large: the shard is damaged, as
+		   for any other dictionary that cannot be used (EIO in a
+		   mount; verify reports the shard damaged) */
+		if (rc == SF_ERR_LIMIT)
+			rc = s->open_error.code = SF_ERR_CORRUPT;
 		if (rc == SF_OK) {
 			free(dict);
 			dict = plain;
