@@ -86,8 +86,17 @@ struct sf_store {
 	sf_cache *cache;
 	pthread_mutex_t list_lock;
 	struct list_memo list_memo[LIST_MEMO_SLOTS]; /* see list_state_at */
-	sf_arena arena;           /* nodes and segment arrays, under tree_lock */
+	/* Nodes and segment arrays, one arena per index loaded: loads of
+	   different folders run at once, each in its own arena, which is
+	   kept when the load succeeds and freed whole when it fails. */
+	struct load_arena *arenas; /* under tree_lock */
+	pthread_cond_t tree_loaded; /* broadcast when a folder's load ends */
 };
+
+typedef struct load_arena {
+	sf_arena arena;
+	struct load_arena *next;
+} load_arena;
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -301,6 +310,7 @@ sf_err sf_store_open(sf_store **out, const char *path,
 	if (!store)
 		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 	sf_mutex_init(&store->tree_lock);
+	pthread_cond_init(&store->tree_loaded, NULL);
 	sf_mutex_init(&store->shard_lock);
 	sf_mutex_init(&store->list_lock);
 	store->path = sf_strdup(path);
@@ -403,7 +413,8 @@ fail:
 }
 
 /* What a node holds from malloc: its children array and symlink target.
-   The nodes themselves and their segments live in the store's arena. */
+   The nodes themselves and their segments live in the arena of the index
+   load that made them (store->arenas). */
 static void free_node_contents(sf_node *node)
 {
 	uint32_t i;
@@ -421,7 +432,14 @@ void sf_store_free(sf_store *store)
 	if (!store)
 		return;
 	free_node_contents(&store->root);
-	sf_arena_free(&store->arena);
+	while (store->arenas) {
+		load_arena *a = store->arenas;
+
+		store->arenas = a->next;
+		sf_arena_free(&a->arena);
+		free(a);
+	}
+	pthread_cond_destroy(&store->tree_loaded);
 	free(store->root.name);
 	for (i = 0; i < store->shard_count; i++) {
 		sf_seek_reader_free(store->shards[i].reader);
@@ -482,7 +500,7 @@ void sf_store_shard_info(const sf_store *store, uint32_t id, sf_shard_info *info
 
 /* ---- indexes ----------------------------------------------------------- */
 
-static sf_node *add_child(sf_store *store, sf_node *dir, const char *name, size_t len)
+static sf_node *add_child(sf_store *store, sf_arena *arena, sf_node *dir, const char *name, size_t len)
 {
 	sf_node *child;
 
@@ -496,14 +514,14 @@ static sf_node *add_child(sf_store *store, sf_node *dir, const char *name, size_
 		dir->child_capacity = cap;
 	}
 	/* the name lives right after the node: one allocation, not two */
-	child = sf_arena_alloc(&store->arena, sizeof(*child) + len + 1);
+	child = sf_arena_alloc(arena, sizeof(*child) + len + 1);
 	if (!child)
 		return NULL;
 	child->name = (char *)(child + 1);
 	memcpy(child->name, name, len);
 	child->parent = dir;
 	child->index_id = -1;
-	child->ino = store->next_ino++;
+	child->ino = __atomic_fetch_add(&store->next_ino, 1, __ATOMIC_RELAXED);
 	dir->children[dir->child_count++] = child;
 	return child;
 }
@@ -514,6 +532,7 @@ typedef struct load_map {
 	sf_node **slots;
 	size_t capacity;
 	size_t count;
+	sf_arena *arena;  /* where the load's nodes go */
 } load_map;
 
 static size_t load_slot(const load_map *map, const sf_node *parent, const char *name, size_t len)
@@ -548,7 +567,8 @@ static void insert_slot(load_map *map, sf_node *node)
 static int remember_child(load_map *map, sf_node *node)
 {
 	if ((map->count + 1) * 2 > map->capacity) {
-		load_map bigger = { calloc(map->capacity * 2, sizeof(sf_node *)), map->capacity * 2, map->count };
+		load_map bigger = { calloc(map->capacity * 2, sizeof(sf_node *)), map->capacity * 2, map->count,
+				    map->arena };
 		size_t i;
 
 		if (!bigger.slots)
@@ -677,13 +697,13 @@ static char *entry_bytes(json_t *entry, const char *key, const char *hex_key)
 
 /* count segments (count > 0) from the arena, with room for the offsets
    when the file needs them. */
-static sf_segment *alloc_segments(sf_store *store, size_t count)
+static sf_segment *alloc_segments(sf_arena *arena, size_t count)
 {
 	size_t bytes = count * sizeof(sf_segment);
 
 	if (count > SEGMENT_LINEAR_MAX)
 		bytes += count * sizeof(uint64_t);
-	return sf_arena_alloc(&store->arena, bytes);
+	return sf_arena_alloc(arena, bytes);
 }
 
 /* The file offsets of a file with many segments, once its segments are set. */
@@ -700,7 +720,7 @@ static void set_segment_starts(sf_node *node)
 	}
 }
 
-static int parse_segments(sf_store *store, json_t *list, sf_node *node, const char **why)
+static int parse_segments(sf_store *store, sf_arena *arena, json_t *list, sf_node *node, const char **why)
 {
 	size_t i, count = json_array_size(list);
 	uint64_t offset = 0;
@@ -713,7 +733,7 @@ static int parse_segments(sf_store *store, json_t *list, sf_node *node, const ch
 		*why = "too many segments";
 		return 0;
 	}
-	node->segments = alloc_segments(store, count ? count : 1);
+	node->segments = alloc_segments(arena, count ? count : 1);
 	if (!node->segments) {
 		*why = "out of memory";
 		return 0;
@@ -785,7 +805,7 @@ static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const 
 		}
 		child = find_loading_child(map, dir, p, len);
 		if (!child) {
-			child = add_child(store, dir, p, len);
+			child = add_child(store, map->arena, dir, p, len);
 			if (!child || !remember_child(map, child))
 				return NULL;
 			child->type = SF_NODE_DIR;
@@ -807,6 +827,7 @@ static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const 
    streaming scanner: no document tree, nodes are made as entries come. */
 typedef struct v2_loader {
 	sf_store *store;
+	sf_arena *arena;          /* where its nodes go */
 	sf_jscan *scan;
 	const char *shown;
 	int32_t index_id;
@@ -1111,7 +1132,7 @@ static sf_err v2_segments(v2_loader *l, sf_node *node)
 	}
 	if (count > 0) {
 		/* read into the loader's array, kept at its exact size */
-		node->segments = alloc_segments(store, count);
+		node->segments = alloc_segments(l->arena, count);
 		if (!node->segments)
 			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
 		memcpy(node->segments, l->segs, count * sizeof(sf_segment));
@@ -1149,7 +1170,7 @@ static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
 	path_len = l->path_len[l->depth] + (l->depth ? 1 : 0) + name_len;
 	if (path_len > SF_MAX_PATH_BYTES)
 		return v2_fail(l, "a path longer than 4096 bytes");
-	node = add_child(l->store, dir, name, name_len);
+	node = add_child(l->store, l->arena, dir, name, name_len);
 	if (!node)
 		return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
 	if (strcmp(type, SF_INDEX_FILE) == 0) {
@@ -1242,8 +1263,8 @@ static sf_err v2_entries(v2_loader *l, sf_node *dir)
 	}
 }
 
-static sf_err load_index_v2(sf_store *store, sf_node *dir, int32_t index_id, const char *shown,
-			    const char *text, size_t len, sf_error *err)
+static sf_err load_index_v2(sf_store *store, sf_arena *arena, sf_node *dir, int32_t index_id,
+			    const char *shown, const char *text, size_t len, sf_error *err)
 {
 	/* a path of 4096 bytes has at most 2048 folders, each two levels deep */
 	sf_jscan_options options = { SF_MAX_PATH_BYTES + 16, 1, 0, 0 };
@@ -1253,6 +1274,7 @@ static sf_err load_index_v2(sf_store *store, sf_node *dir, int32_t index_id, con
 
 	memset(&l, 0, sizeof(l));
 	l.store = store;
+	l.arena = arena;
 	l.shown = shown;
 	l.index_id = index_id;
 	l.err = err;
@@ -1306,14 +1328,15 @@ static sf_err load_index_v2(sf_store *store, sf_node *dir, int32_t index_id, con
 	return rc;
 }
 
-static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, sf_error *err)
+static sf_err load_index_into(sf_store *store, sf_arena *arena, sf_node *dir, int32_t index_id,
+			      sf_error *err)
 {
 	index_doc *doc = &store->indexes[index_id];
 	char *full = sf_path_join(store->path, doc->file);
 	char *text = NULL;
 	size_t text_len = 0, i;
 	json_t *root = NULL, *entries;
-	load_map map = { NULL, 0, 0 };
+	load_map map = { NULL, 0, 0, arena };
 	/* the index file and its text: megabytes, read once, in huge pages */
 	sf_arena scratch = { 0 };
 	sf_err rc;
@@ -1337,7 +1360,7 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 		rc = sf_index_decompress(text, text_len, SF_MAX_METADATA_BYTES, full, &scratch, &plain, &plain_len,
 					 err);
 		if (rc == SF_OK)
-			rc = load_index_v2(store, dir, index_id, full, plain, plain_len, err);
+			rc = load_index_v2(store, arena, dir, index_id, full, plain, plain_len, err);
 		if (rc == SF_OK)
 			goto sort;
 		goto out;
@@ -1380,7 +1403,7 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 			free(path);
 			goto out;
 		}
-		node = add_child(store, parent, name, name_len);
+		node = add_child(store, map.arena, parent, name, name_len);
 		if (!node) {
 			free(path);
 			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
@@ -1417,7 +1440,7 @@ static sf_err load_index_into(sf_store *store, sf_node *dir, int32_t index_id, s
 			if (!get_u64(entry, "size", &node->size))
 				why = "expected \"size\"";
 			else
-				parse_segments(store, json_object_get(entry, "segments"), node, &why);
+				parse_segments(store, map.arena, json_object_get(entry, "segments"), node, &why);
 			if (!why && hash) {
 				if (!sf_parse_hex64(hash, &node->xxh64))
 					why = "bad \"xxh64\"";
@@ -1463,10 +1486,16 @@ out:
 	return rc;
 }
 
+/*
+ * Loads of different folders run at once (a walker opens one big folder
+ * while the next ones load on other threads); each builds its nodes in
+ * an arena of its own, outside the tree lock. A second reader of a folder
+ * being loaded waits for that load; a load ahead of need leaves it alone.
+ */
 static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_error *err)
 {
 	sf_node *dir = (sf_node *)(uintptr_t)const_dir; /* loading fills a shared node */
-	sf_arena_mark mark;
+	load_arena *arena;
 	sf_err rc = SF_OK;
 
 	if (__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
@@ -1474,7 +1503,9 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_
 	if (dir->type != SF_NODE_DIR)
 		return sf_error_set(err, SF_ERR_INVALID, "not a directory");
 	pthread_mutex_lock(&store->tree_lock);
-	if (dir->loaded) {
+	while (dir->loading && !ahead)
+		pthread_cond_wait(&store->tree_loaded, &store->tree_lock);
+	if (dir->loaded || dir->loading) {
 		pthread_mutex_unlock(&store->tree_lock);
 		return SF_OK;
 	}
@@ -1493,29 +1524,44 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_
 		pthread_mutex_unlock(&store->tree_lock);
 		return rc;
 	}
-	mark = sf_arena_get_mark(&store->arena);
-	rc = load_index_into(store, dir, dir->index_id, err);
-	if (rc == SF_OK) {
-		store->indexes_loaded++;
-		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
-#ifdef __GLIBC__
-		/* the index text and the loader's tables are freed by now; the
-		   holes they leave in the heap would otherwise stay resident
-		   for as long as the mount */
-		malloc_trim(0);
-#endif
-	} else {
-		/* Drop what was half-built; remember the failure. */
+	dir->loading = 1;
+	pthread_mutex_unlock(&store->tree_lock);
+
+	arena = calloc(1, sizeof(*arena));
+	rc = arena ? load_index_into(store, &arena->arena, dir, dir->index_id, err)
+		   : sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	if (rc != SF_OK) {
+		/* Drop what was half-built; the failure is remembered below. */
 		uint32_t i;
 
 		for (i = 0; i < dir->child_count; i++)
 			free_node_contents(dir->children[i]);
-		sf_arena_rollback(&store->arena, mark);
 		dir->child_count = 0;
+		if (arena)
+			sf_arena_free(&arena->arena);
+		free(arena);
+	}
+
+	pthread_mutex_lock(&store->tree_lock);
+	dir->loading = 0;
+	if (rc == SF_OK) {
+		arena->next = store->arenas;
+		store->arenas = arena;
+		store->indexes_loaded++;
+		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
+	} else {
 		__atomic_store_n(&dir->load_error, rc, __ATOMIC_RELAXED);
 		store->index_failures++;
 	}
+	pthread_cond_broadcast(&store->tree_loaded);
 	pthread_mutex_unlock(&store->tree_lock);
+#ifdef __GLIBC__
+	/* the index text and the loader's tables are freed by now; the holes
+	   they leave in the heap would otherwise stay resident for as long
+	   as the mount */
+	if (rc == SF_OK)
+		malloc_trim(0);
+#endif
 	return rc;
 }
 

@@ -65,6 +65,7 @@ typedef struct sf_node {
 	uint8_t type;               /* sf_node_type */
 	uint8_t has_xxh64;
 	uint8_t loaded;             /* children are complete */
+	uint8_t loading;            /* its index is being loaded (under the tree lock) */
 	uint8_t lazy_children;      /* some child folder has an index of its own */
 } sf_node;
 
@@ -107,7 +108,9 @@ uint32_t sf_store_index_count(const sf_store *store);
 sf_err sf_store_load_dir(sf_store *store, const sf_node *dir, sf_error *err);
 
 /* The same, for a load ahead of need: an index that failed before gives
-   SF_OK here (its error was reported then); a new failure is returned. */
+   SF_OK here (its error was reported then), and so does one that another
+   thread is loading (without waiting for it); a new failure is returned.
+   Loads of different folders run at once. */
 sf_err sf_store_load_dir_ahead(sf_store *store, const sf_node *dir, sf_error *err);
 
 /* 1 when dir's children come from an index not loaded (nor failed) yet:

@@ -2,9 +2,11 @@
  * Unit tests of the packer, the store reader and unpack through the
  * library API: a small tree with a batch file, odd names, an empty folder
  * and a symlink is packed, looked up, read at every offset, verified and
- * unpacked; then one shard byte is changed.
+ * unpacked; then one shard byte is changed. Then folders of their own
+ * index loaded by several threads at once.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +160,106 @@ static void many_batches(void)
 	CHECK(system(cmd) == 0, "clean up the 40-batch store");
 }
 
+/* ---- folders loaded by several threads at once ---- */
+
+#define BIG_FOLDERS 3
+#define BIG_FILES 4100 /* past the packer's split at 4,096 entries */
+
+static struct {
+	sf_store *store;
+	const sf_node *folder[BIG_FOLDERS];
+	int failures;
+	pthread_mutex_t lock;
+} loads = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Load the folders in an order of its own, some ahead of need, then check
+   every folder is whole. */
+static void *load_all(void *arg)
+{
+	int t = (int)(intptr_t)arg, i, bad = 0;
+
+	for (i = 0; i < BIG_FOLDERS; i++) {
+		const sf_node *dir = loads.folder[(i + t) % BIG_FOLDERS];
+		sf_error err;
+
+		if (t % 2)
+			sf_store_load_dir_ahead(loads.store, dir, &err);
+	}
+	for (i = 0; i < BIG_FOLDERS; i++) {
+		const sf_node *dir = loads.folder[(t + BIG_FOLDERS - i) % BIG_FOLDERS];
+		const sf_node *file;
+		sf_error err;
+		char name[32];
+
+		if (sf_store_load_dir(loads.store, dir, &err) != SF_OK || dir->child_count != BIG_FILES) {
+			bad++;
+			continue;
+		}
+		snprintf(name, sizeof(name), "batch_%d.json", 4099 - t);
+		file = sf_store_child(dir, name);
+		if (!file || file->size != strlen(name))
+			bad++;
+	}
+	pthread_mutex_lock(&loads.lock);
+	loads.failures += bad;
+	pthread_mutex_unlock(&loads.lock);
+	return NULL;
+}
+
+static void concurrent_loads(void)
+{
+	char src[128], store_path[128], rel[160], cmd[512];
+	sf_pack_options options;
+	sf_pack_summary summary;
+	sf_error err;
+	pthread_t threads[6];
+	uint64_t loaded = 0, failed = 0;
+	int f, b, started = 0;
+
+	snprintf(src, sizeof(src), "%s/wide", root);
+	snprintf(store_path, sizeof(store_path), "%s/wide.stepfs", root);
+	mkdir_rel("wide");
+	for (f = 0; f < BIG_FOLDERS; f++) {
+		snprintf(rel, sizeof(rel), "wide/f%d", f);
+		mkdir_rel(rel);
+		for (b = 0; b < BIG_FILES; b++) {
+			char name[32];
+
+			snprintf(rel, sizeof(rel), "wide/f%d/batch_%d.json", f, b);
+			snprintf(name, sizeof(name), "batch_%d.json", b);
+			write_text(rel, name); /* each file holds its own name */
+		}
+	}
+	sf_pack_options_init(&options);
+	if (!CHECK(sf_pack(src, store_path, &options, &summary, &err) == SF_OK, "pack three folders of 4,100 files"))
+		return;
+	if (!CHECK(sf_store_open(&loads.store, store_path, NULL, &err) == SF_OK, "open it"))
+		return;
+	if (!CHECK(sf_store_index_count(loads.store) >= 1 + BIG_FOLDERS, "each big folder has its own index"))
+		printf("#   %u indexes\n", sf_store_index_count(loads.store));
+	for (f = 0; f < BIG_FOLDERS; f++) {
+		snprintf(rel, sizeof(rel), "source/f%d", f);
+		if (sf_store_lookup(loads.store, rel, &loads.folder[f], &err) != SF_OK)
+			loads.folder[f] = NULL;
+	}
+	if (CHECK(loads.folder[0] && loads.folder[1] && loads.folder[2] && sf_store_dir_pending(loads.folder[0]),
+		  "the three folders are found and not loaded yet")) {
+		for (; started < 6; started++)
+			if (pthread_create(&threads[started], NULL, load_all, (void *)(intptr_t)started) != 0)
+				break;
+		while (started > 0)
+			pthread_join(threads[--started], NULL);
+		CHECK_EQ_U64(loads.failures, 0, "six threads loading them at once each see every folder whole");
+		sf_store_index_stats(loads.store, &loaded, &failed);
+		if (!CHECK(loaded == sf_store_index_count(loads.store) && failed == 0,
+			   "every index loaded once, none twice"))
+			printf("#   %" PRIu64 " loaded, %" PRIu64 " failed\n", loaded, failed);
+	}
+	sf_store_free(loads.store);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", src, store_path);
+	CHECK(system(cmd) == 0, "clean up the wide store");
+}
+
 int main(void)
 {
 	static const char batch[] =
@@ -270,6 +372,7 @@ int main(void)
 		sf_store_free(store);
 	}
 	many_batches();
+	concurrent_loads();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
 		return 1;
