@@ -86,17 +86,51 @@ struct sf_store {
 	sf_cache *cache;
 	pthread_mutex_t list_lock;
 	struct list_memo list_memo[LIST_MEMO_SLOTS]; /* see list_state_at */
-	/* Nodes and segment arrays, one arena per index loaded: loads of
-	   different folders run at once, each in its own arena, which is
-	   kept when the load succeeds and freed whole when it fails. */
-	struct load_arena *arenas; /* under tree_lock */
+	sf_arena arena;           /* nodes and segment arrays, under tree_lock */
 	pthread_cond_t tree_loaded; /* broadcast when a folder's load ends */
 };
 
+/*
+ * Node memory for one index load. Loads of different folders run at once;
+ * each takes 64 KiB pieces of the store's arena under the tree lock and
+ * carves them without it, so a load wastes at most the tail of its last
+ * piece. A load that fails leaves its pieces unused until the store is
+ * closed: at most the size of one damaged index, once (it is not retried).
+ */
+#define LOAD_PIECE ((size_t)64 << 10)
+
 typedef struct load_arena {
-	sf_arena arena;
-	struct load_arena *next;
+	sf_store *store;
+	unsigned char *next;
+	size_t left;
 } load_arena;
+
+/* size bytes, zeroed and 16-aligned; NULL when out of memory. */
+static void *load_alloc(load_arena *la, size_t size)
+{
+	unsigned char *p;
+
+	if (size == 0 || size > SIZE_MAX / 2)
+		return NULL;
+	size = (size + 15) & ~(size_t)15;
+	if (size > la->left) {
+		/* a large array gets a piece of its own, so that the current
+		   piece goes on serving small nodes */
+		size_t piece = size > LOAD_PIECE / 4 ? size : LOAD_PIECE;
+
+		pthread_mutex_lock(&la->store->tree_lock);
+		p = sf_arena_alloc(&la->store->arena, piece);
+		pthread_mutex_unlock(&la->store->tree_lock);
+		if (!p || piece != LOAD_PIECE)
+			return p;
+		la->next = p;
+		la->left = piece;
+	}
+	p = la->next;
+	la->next += size;
+	la->left -= size;
+	return p;
+}
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -413,8 +447,7 @@ fail:
 }
 
 /* What a node holds from malloc: its children array and symlink target.
-   The nodes themselves and their segments live in the arena of the index
-   load that made them (store->arenas). */
+   The nodes themselves and their segments live in the store's arena. */
 static void free_node_contents(sf_node *node)
 {
 	uint32_t i;
@@ -432,13 +465,7 @@ void sf_store_free(sf_store *store)
 	if (!store)
 		return;
 	free_node_contents(&store->root);
-	while (store->arenas) {
-		load_arena *a = store->arenas;
-
-		store->arenas = a->next;
-		sf_arena_free(&a->arena);
-		free(a);
-	}
+	sf_arena_free(&store->arena);
 	pthread_cond_destroy(&store->tree_loaded);
 	free(store->root.name);
 	for (i = 0; i < store->shard_count; i++) {
@@ -500,7 +527,7 @@ void sf_store_shard_info(const sf_store *store, uint32_t id, sf_shard_info *info
 
 /* ---- indexes ----------------------------------------------------------- */
 
-static sf_node *add_child(sf_store *store, sf_arena *arena, sf_node *dir, const char *name, size_t len)
+static sf_node *add_child(sf_store *store, load_arena *arena, sf_node *dir, const char *name, size_t len)
 {
 	sf_node *child;
 
@@ -514,7 +541,7 @@ static sf_node *add_child(sf_store *store, sf_arena *arena, sf_node *dir, const 
 		dir->child_capacity = cap;
 	}
 	/* the name lives right after the node: one allocation, not two */
-	child = sf_arena_alloc(arena, sizeof(*child) + len + 1);
+	child = load_alloc(arena, sizeof(*child) + len + 1);
 	if (!child)
 		return NULL;
 	child->name = (char *)(child + 1);
@@ -532,7 +559,7 @@ typedef struct load_map {
 	sf_node **slots;
 	size_t capacity;
 	size_t count;
-	sf_arena *arena;  /* where the load's nodes go */
+	load_arena *arena;  /* where the load's nodes go */
 } load_map;
 
 static size_t load_slot(const load_map *map, const sf_node *parent, const char *name, size_t len)
@@ -697,13 +724,13 @@ static char *entry_bytes(json_t *entry, const char *key, const char *hex_key)
 
 /* count segments (count > 0) from the arena, with room for the offsets
    when the file needs them. */
-static sf_segment *alloc_segments(sf_arena *arena, size_t count)
+static sf_segment *alloc_segments(load_arena *arena, size_t count)
 {
 	size_t bytes = count * sizeof(sf_segment);
 
 	if (count > SEGMENT_LINEAR_MAX)
 		bytes += count * sizeof(uint64_t);
-	return sf_arena_alloc(arena, bytes);
+	return load_alloc(arena, bytes);
 }
 
 /* The file offsets of a file with many segments, once its segments are set. */
@@ -720,7 +747,7 @@ static void set_segment_starts(sf_node *node)
 	}
 }
 
-static int parse_segments(sf_store *store, sf_arena *arena, json_t *list, sf_node *node, const char **why)
+static int parse_segments(sf_store *store, load_arena *arena, json_t *list, sf_node *node, const char **why)
 {
 	size_t i, count = json_array_size(list);
 	uint64_t offset = 0;
@@ -827,7 +854,7 @@ static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const 
    streaming scanner: no document tree, nodes are made as entries come. */
 typedef struct v2_loader {
 	sf_store *store;
-	sf_arena *arena;          /* where its nodes go */
+	load_arena *arena;        /* where its nodes go */
 	sf_jscan *scan;
 	const char *shown;
 	int32_t index_id;
@@ -1263,7 +1290,7 @@ static sf_err v2_entries(v2_loader *l, sf_node *dir)
 	}
 }
 
-static sf_err load_index_v2(sf_store *store, sf_arena *arena, sf_node *dir, int32_t index_id,
+static sf_err load_index_v2(sf_store *store, load_arena *arena, sf_node *dir, int32_t index_id,
 			    const char *shown, const char *text, size_t len, sf_error *err)
 {
 	/* a path of 4096 bytes has at most 2048 folders, each two levels deep */
@@ -1328,7 +1355,7 @@ static sf_err load_index_v2(sf_store *store, sf_arena *arena, sf_node *dir, int3
 	return rc;
 }
 
-static sf_err load_index_into(sf_store *store, sf_arena *arena, sf_node *dir, int32_t index_id,
+static sf_err load_index_into(sf_store *store, load_arena *arena, sf_node *dir, int32_t index_id,
 			      sf_error *err)
 {
 	index_doc *doc = &store->indexes[index_id];
@@ -1488,14 +1515,14 @@ out:
 
 /*
  * Loads of different folders run at once (a walker opens one big folder
- * while the next ones load on other threads); each builds its nodes in
- * an arena of its own, outside the tree lock. A second reader of a folder
+ * while the next ones load on other threads); each builds its nodes
+ * outside the tree lock (see load_arena). A second reader of a folder
  * being loaded waits for that load; a load ahead of need leaves it alone.
  */
 static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_error *err)
 {
 	sf_node *dir = (sf_node *)(uintptr_t)const_dir; /* loading fills a shared node */
-	load_arena *arena;
+	load_arena arena = { store, NULL, 0 };
 	sf_err rc = SF_OK;
 
 	if (__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
@@ -1527,26 +1554,20 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_
 	dir->loading = 1;
 	pthread_mutex_unlock(&store->tree_lock);
 
-	arena = calloc(1, sizeof(*arena));
-	rc = arena ? load_index_into(store, &arena->arena, dir, dir->index_id, err)
-		   : sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	rc = load_index_into(store, &arena, dir, dir->index_id, err);
 	if (rc != SF_OK) {
-		/* Drop what was half-built; the failure is remembered below. */
+		/* Drop what was half-built (its node memory stays unused, see
+		   load_arena); the failure is remembered below. */
 		uint32_t i;
 
 		for (i = 0; i < dir->child_count; i++)
 			free_node_contents(dir->children[i]);
 		dir->child_count = 0;
-		if (arena)
-			sf_arena_free(&arena->arena);
-		free(arena);
 	}
 
 	pthread_mutex_lock(&store->tree_lock);
 	dir->loading = 0;
 	if (rc == SF_OK) {
-		arena->next = store->arenas;
-		store->arenas = arena;
 		store->indexes_loaded++;
 		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
 	} else {
