@@ -2,7 +2,8 @@
 # The code that runs on several threads, built with ThreadSanitizer
 # (BUILD=build-tsan, `make SANITIZE=thread`): the unit tests of the frame
 # cache, the shard writer and the dictionaries, and packs whose batch files
-# are scanned on two threads, checked by verify and a byte-exact unpack.
+# are scanned on two threads, checked by verify, a byte-exact unpack and
+# against the same pack on one thread (the same bytes).
 # A data race report makes the program exit non-zero: that point fails.
 # The FUSE daemon is not run here (libfuse itself is not instrumented).
 set -u
@@ -40,6 +41,23 @@ pack_case() {
 	point "$label: pack on two threads" "$build/stepstore" pack -q --threads 2 "$tmp/$label" "$tmp/$label.stepfs"
 	point "$label: verify" "$build/stepstore" verify "$tmp/$label.stepfs"
 	point "$label: unpack is byte-exact" sh -c "'$build/stepstore' unpack '$tmp/$label.stepfs' '$tmp/$label.out' && diff -r '$tmp/$label' '$tmp/$label.out'"
+	# whichever thread packs a step, the store is the one a single thread writes
+	"$build/stepstore" pack -q --threads 1 "$tmp/$label" "$tmp/$label.one.stepfs" >/dev/null 2>&1
+	point "$label: the same bytes as packed on one thread (store.json but its date)" \
+		python3 - "$tmp/$label.stepfs" "$tmp/$label.one.stepfs" <<'PY'
+import filecmp, json, os, sys
+a, b = sys.argv[1:3]
+def files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+assert files(a) == files(b), (files(a), files(b))
+for rel in files(a):
+    if rel == "store.json":
+        x, y = (json.load(open(os.path.join(r, rel))) for r in (a, b))
+        x.pop("created"); y.pop("created")
+        assert x == y, rel
+    else:
+        assert filecmp.cmp(os.path.join(a, rel), os.path.join(b, rel), shallow=False), rel
+PY
 }
 pack_case current --layout current --seed 21 --steps 4 --batches 40 --batch-size 30
 pack_case per-batch --layout per-batch --seed 22 --steps 3 --batches 20 --batch-size 10 --interrupted
