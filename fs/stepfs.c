@@ -469,36 +469,78 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-/* Each worker thread keeps its reply buffer, so a read does not allocate
-   (and fault in) fresh memory. */
 #define STREAM_WINDOW ((uint64_t)4 << 20)
 
-static pthread_key_t reply_buffer_key;
-static int reply_buffer_key_ok;
+/* Reply buffers, shared by the worker threads: a read takes the smallest
+   free one that fits and gives it back after its reply, so reads do not
+   allocate (and fault in) fresh memory, and the buffers held are as many
+   as reads at once plus REPLY_KEEP, not one of up to 1 MiB per worker. */
+#define REPLY_KEEP 4
+#define REPLY_MIN ((size_t)128 << 10)
 
 typedef struct reply_buffer {
+	struct reply_buffer *next;
 	size_t capacity;
 	char data[];
 } reply_buffer;
 
-static char *thread_reply_buffer(size_t size)
-{
-	reply_buffer *rb = reply_buffer_key_ok ? pthread_getspecific(reply_buffer_key) : NULL;
+static struct {
+	pthread_mutex_t lock;
+	reply_buffer *free; /* most recently given back first */
+} replies = { PTHREAD_MUTEX_INITIALIZER, NULL };
 
-	if (rb && rb->capacity >= size)
-		return rb->data;
-	free(rb);
-	if (reply_buffer_key_ok)
-		pthread_setspecific(reply_buffer_key, NULL);
-	rb = malloc(sizeof(*rb) + (size ? size : 1));
-	if (!rb)
-		return NULL;
-	rb->capacity = size ? size : 1;
-	if (!reply_buffer_key_ok || pthread_setspecific(reply_buffer_key, rb) != 0) {
-		free(rb);
-		return NULL;
+static reply_buffer *reply_take(size_t size)
+{
+	reply_buffer **link, **best = NULL, *rb;
+
+	pthread_mutex_lock(&replies.lock);
+	for (link = &replies.free; *link; link = &(*link)->next)
+		if ((*link)->capacity >= size && (!best || (*link)->capacity < (*best)->capacity))
+			best = link;
+	rb = best ? *best : NULL;
+	if (rb)
+		*best = rb->next;
+	pthread_mutex_unlock(&replies.lock);
+	if (!rb) {
+		size_t capacity = size > REPLY_MIN ? size : REPLY_MIN;
+
+		rb = malloc(sizeof(*rb) + capacity);
+		if (rb)
+			rb->capacity = capacity;
 	}
-	return rb->data;
+	return rb;
+}
+
+static void reply_give(reply_buffer *rb)
+{
+	reply_buffer *extra = NULL, *p;
+	unsigned kept = 0;
+
+	pthread_mutex_lock(&replies.lock);
+	rb->next = replies.free;
+	replies.free = rb;
+	for (p = replies.free; p; p = p->next)
+		if (++kept == REPLY_KEEP) {
+			extra = p->next;
+			p->next = NULL;
+			break;
+		}
+	pthread_mutex_unlock(&replies.lock);
+	while (extra) {
+		p = extra->next;
+		free(extra);
+		extra = p;
+	}
+}
+
+static void reply_pool_free(void)
+{
+	reply_buffer *p;
+
+	while ((p = replies.free)) {
+		replies.free = p->next;
+		free(p);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
@@ -510,6 +552,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	size_t got = 0;
 	sf_err rc;
 	int streaming;
+	reply_buffer *rb;
 	char *buf;
 
 	if (of && of->text) {
@@ -520,11 +563,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 				       size < of->len - (size_t)offset ? size : of->len - (size_t)offset);
 		return;
 	}
-	buf = thread_reply_buffer(size);
-	if (!buf) {
+	rb = reply_take(size);
+	if (!rb) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	buf = rb->data;
 	/* A reader that continues near where it stopped is streaming (the
 	   kernel's read-ahead requests may arrive out of order, hence the
 	   window): the frames it finishes are unlikely to be wanted again soon
@@ -542,6 +586,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		pthread_mutex_lock(&fs_state.lock);
 		fs_state.read_errors++;
 		pthread_mutex_unlock(&fs_state.lock);
+		reply_give(rb);
 		reply_error(req, &err);
 	} else {
 		int sequential = 0;
@@ -574,7 +619,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 			if (ahead_to > ahead_from)
 				__atomic_store_n(&of->ahead_end, ahead_to, __ATOMIC_RELAXED);
 		}
-		fuse_reply_buf(req, buf, got);
+		fuse_reply_buf(req, buf, got); /* written to the device: buf is free again */
+		reply_give(rb);
 		if (ahead_to > ahead_from)
 			read_ahead(node, ahead_from, ahead_to);
 	}
@@ -930,7 +976,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fuse_daemonize(cmdline.foreground);
-	reply_buffer_key_ok = pthread_key_create(&reply_buffer_key, free) == 0;
 	prefetch_start(); /* after fork: threads do not survive it */
 	if (cmdline.singlethread) {
 		rc = fuse_session_loop(session);
@@ -955,11 +1000,7 @@ out:
 	if (session)
 		fuse_session_destroy(session);
 	sf_store_free(fs_state.store);
-	if (reply_buffer_key_ok) {
-		/* the main thread serves requests with -s; workers free theirs on exit */
-		free(pthread_getspecific(reply_buffer_key));
-		pthread_key_delete(reply_buffer_key);
-	}
+	reply_pool_free();
 	free(cmdline.mountpoint);
 	free(opts.store);
 	free(opts.config_path);
