@@ -15,6 +15,10 @@
 /* Consumed entries kept before their buffers are reused: a little slack
    for read-ahead requests that arrive after the reader passed a frame. */
 #define CONSUMED_KEEP 8u
+/* Frames a streaming reader finished and whose buffers went: a read-ahead
+   hint for one of them arrives too late (the reader decompressed it
+   itself) and is skipped, see sf_cache_wanted. */
+#define GONE_SLOTS 64u
 
 /*
  * Frame buffers of 64 KiB to 2 MiB come from a pool of 2 MiB chunks that
@@ -72,6 +76,8 @@ struct sf_cache {
 	size_t carve_left, pool_bytes;
 	size_t pool_dropped_bytes;  /* free buffers given back to the kernel */
 	size_t malloc_bytes;        /* buffers from malloc, in use or spare */
+	struct { uint32_t shard, frame; uint8_t used; } gone[GONE_SLOTS];
+	unsigned gone_next;
 	/* chunks touched ahead of need by the helper (in pool_bytes already) */
 	pool_chunk *reserved;
 	unsigned reserved_count;
@@ -424,9 +430,25 @@ static void unlink_entry(sf_cache *cache, sf_cache_entry *entry)
 	hash_remove(cache, entry);
 	cache->bytes_in_use -= entry->capacity;
 	cache->entry_count--;
-	if (entry->consumed)
+	if (entry->consumed) {
+		unsigned slot = cache->gone_next++ % GONE_SLOTS;
+
 		cache->consumed_count--;
+		cache->gone[slot].shard = entry->shard;
+		cache->gone[slot].frame = entry->frame;
+		cache->gone[slot].used = 1;
+	}
 	entry->consumed = 0;
+}
+
+/* A frame is being filled again: it is no longer gone. Lock held. */
+static void gone_forget(sf_cache *cache, uint32_t shard, uint32_t frame)
+{
+	unsigned i;
+
+	for (i = 0; i < GONE_SLOTS; i++)
+		if (cache->gone[i].used && cache->gone[i].shard == shard && cache->gone[i].frame == frame)
+			cache->gone[i].used = 0;
 }
 
 /* Evict unpinned entries from the cold end until within budget. */
@@ -545,6 +567,7 @@ static sf_cache_entry *get(sf_cache *cache, uint32_t shard, uint32_t frame, size
 		unref(cache, entry);
 	}
 	cache->stats.misses++;
+	gone_forget(cache, shard, frame);
 
 	/* A placeholder in the table, so that other threads wait for this fill. */
 	buffer = reusable(cache, size);
@@ -676,6 +699,20 @@ void sf_cache_put_consumed(sf_cache *cache, sf_cache_entry *entry)
 	if (entry->refs == 0 && cache->bytes_in_use > cache->budget_bytes)
 		evict(cache);
 	pthread_mutex_unlock(&cache->lock);
+}
+
+int sf_cache_wanted(sf_cache *cache, uint32_t shard, uint32_t frame)
+{
+	int wanted;
+	unsigned i;
+
+	pthread_mutex_lock(&cache->lock);
+	wanted = find(cache, shard, frame) == NULL;
+	for (i = 0; wanted && i < GONE_SLOTS; i++)
+		if (cache->gone[i].used && cache->gone[i].shard == shard && cache->gone[i].frame == frame)
+			wanted = 0;
+	pthread_mutex_unlock(&cache->lock);
+	return wanted;
 }
 
 int sf_cache_contains(sf_cache *cache, uint32_t shard, uint32_t frame)

@@ -84,9 +84,14 @@ void sf_cache_put(sf_cache *cache, sf_cache_entry *entry);
  */
 void sf_cache_put_consumed(sf_cache *cache, sf_cache_entry *entry);
 
-/* 1 when (shard, frame) is cached or being filled (used to skip useless
-   read-ahead). */
+/* 1 when (shard, frame) is cached or being filled. */
 int sf_cache_contains(sf_cache *cache, uint32_t shard, uint32_t frame);
+
+/* 1 when decompressing (shard, frame) ahead of need is worth it: it is not
+   cached nor being filled, and it is not among the last 64 frames that a
+   streaming reader finished and whose buffers went (a hint for one of
+   those comes too late). A frame filled again leaves that list. */
+int sf_cache_wanted(sf_cache *cache, uint32_t shard, uint32_t frame);
 
 void sf_cache_stats_get(sf_cache *cache, sf_cache_stats *stats);
 

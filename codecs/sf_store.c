@@ -2134,7 +2134,7 @@ void sf_store_prefetch(sf_store *store, uint32_t shard_id, uint64_t shard_offset
 	if (shard_reader(store, shard_id, &reader, NULL) != SF_OK)
 		return;
 	frame = sf_seek_reader_frame_at(reader, shard_offset);
-	if (sf_cache_contains(store->cache, shard_id, frame))
+	if (!sf_cache_wanted(store->cache, shard_id, frame))
 		return;
 	entry = get_frame(store, shard_id, frame, reader, 0, NULL);
 	sf_cache_put(store->cache, entry);

@@ -146,7 +146,9 @@ int sf_store_locate(const sf_node *file, uint64_t offset, uint32_t *shard,
 		    uint64_t *shard_offset);
 
 /* Decompress into the cache, ahead of need, the frame holding
-   (shard, shard_offset) if not cached. Errors are ignored. */
+   (shard, shard_offset) unless sf_cache_wanted says it is not worth it
+   (cached, being filled, or just finished by a streaming reader).
+   Errors are ignored. */
 void sf_store_prefetch(sf_store *store, uint32_t shard, uint64_t shard_offset);
 
 /* Content offset where the frame after the one holding shard_offset

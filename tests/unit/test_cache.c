@@ -205,6 +205,35 @@ static void test_pool_sizes(void)
 	sf_cache_free(cache);
 }
 
+/* Read-ahead hints: a frame a streaming reader finished, whose buffer went
+   since, is not worth decompressing ahead again, until it is read again. */
+static void test_wanted(void)
+{
+	sf_cache *cache = sf_cache_create(256 * 1024); /* sixteen 16 KiB frames */
+	sf_cache_entry *e;
+	sf_error err;
+	uint32_t i, bad;
+
+	CHECK(sf_cache_wanted(cache, 3, 0), "a frame never seen is wanted");
+	for (i = 0; i < 20; i++) {
+		e = sf_cache_get_streaming(cache, 3, i, 16384, fill, NULL, &err);
+		if (e)
+			sf_cache_put_consumed(cache, e);
+	}
+	CHECK(!sf_cache_contains(cache, 3, 0) && !sf_cache_wanted(cache, 3, 0),
+	      "a frame the stream finished, its buffer reused since, is not wanted");
+	CHECK(!sf_cache_wanted(cache, 3, 19), "a cached frame is not wanted");
+	CHECK(sf_cache_wanted(cache, 3, 25), "a frame ahead of the stream is wanted");
+	e = sf_cache_get(cache, 3, 0, 16384, fill, NULL, &err);
+	if (e)
+		sf_cache_put(cache, e);
+	bad = cycle(cache, 4, 40, 40, 16384); /* pushes frame 0 out, not consumed */
+	CHECK(!sf_cache_contains(cache, 3, 0) && sf_cache_wanted(cache, 3, 0),
+	      "read again and then evicted, it is wanted again");
+	CHECK_EQ_U64(bad, 0, "those frames hold their own bytes");
+	sf_cache_free(cache);
+}
+
 /* The pool's memory once the helper thread is idle: the same figure twice,
    100 ms apart (at most 10 s). */
 static uint64_t settled_memory(sf_cache *cache)
@@ -308,5 +337,6 @@ int main(void)
 	test_pool();
 	test_pool_sizes();
 	test_pool_helper();
+	test_wanted();
 	return check_done();
 }
