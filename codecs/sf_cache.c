@@ -82,10 +82,9 @@ struct sf_cache {
 	pool_chunk *reserved;
 	unsigned reserved_count;
 	int helper;                 /* 0 none yet, 1 running, -1 cannot start */
-	int helper_stop, helper_wanted, helper_busy;
+	int helper_stop, helper_wanted;
 	pthread_t helper_thread;
 	pthread_cond_t helper_wake;  /* to the helper: chunks wanted, or stop */
-	pthread_cond_t helper_done;  /* from it: a chunk reserved, or none */
 };
 
 /* The pool's size class for a buffer of at least size bytes, or -1. */
@@ -132,21 +131,25 @@ static void *pool_helper_main(void *arg)
 			pthread_cond_wait(&cache->helper_wake, &cache->lock);
 			continue;
 		}
-		cache->pool_bytes += POOL_CHUNK; /* claimed while it is touched */
-		cache->helper_busy = 1;
+		/* touched without holding any of the budget: the readers'
+		   own growth comes first, and a chunk that no longer fits
+		   when it is ready goes back */
 		pthread_mutex_unlock(&cache->lock);
 		chunk = chunk_new(1);
 		pthread_mutex_lock(&cache->lock);
-		cache->helper_busy = 0;
-		if (chunk) {
+		if (!chunk) {
+			cache->helper_wanted = 0;
+		} else if (cache->pool_bytes + POOL_CHUNK > cache->budget_bytes) {
+			pthread_mutex_unlock(&cache->lock);
+			sf_unmap_huge(chunk->map, POOL_CHUNK);
+			free(chunk);
+			pthread_mutex_lock(&cache->lock);
+		} else {
+			cache->pool_bytes += POOL_CHUNK;
 			chunk->next = cache->reserved;
 			cache->reserved = chunk;
 			cache->reserved_count++;
-		} else {
-			cache->pool_bytes -= POOL_CHUNK;
-			cache->helper_wanted = 0;
 		}
-		pthread_cond_broadcast(&cache->helper_done);
 	}
 	pthread_mutex_unlock(&cache->lock);
 	return NULL;
@@ -172,16 +175,14 @@ static void pool_helper_wake(sf_cache *cache)
 }
 
 /* The next 2 MiB chunk to carve: one the helper touched, or a new one.
-   Lock held. */
+   Lock held, and never released here: the caller has just missed and not
+   yet published its placeholder (another thread would miss the same frame
+   meanwhile), and has given up the current chunk (another thread would
+   start carving a new one). */
 static int pool_grow(sf_cache *cache)
 {
-	pool_chunk *chunk;
+	pool_chunk *chunk = cache->reserved;
 
-	/* a chunk being touched holds part of the budget: wait for it rather
-	   than fall back to malloc beside it */
-	while (!cache->reserved && cache->helper_busy)
-		pthread_cond_wait(&cache->helper_done, &cache->lock);
-	chunk = cache->reserved;
 	if (chunk) {
 		cache->reserved = chunk->next;
 		cache->reserved_count--;
@@ -343,7 +344,6 @@ sf_cache *sf_cache_create(size_t budget_bytes)
 	sf_mutex_init(&cache->lock);
 	pthread_cond_init(&cache->filled, NULL);
 	pthread_cond_init(&cache->helper_wake, NULL);
-	pthread_cond_init(&cache->helper_done, NULL);
 	return cache;
 }
 
@@ -772,7 +772,6 @@ void sf_cache_free(sf_cache *cache)
 	}
 	free(cache->buckets);
 	pthread_cond_destroy(&cache->helper_wake);
-	pthread_cond_destroy(&cache->helper_done);
 	pthread_cond_destroy(&cache->filled);
 	pthread_mutex_destroy(&cache->lock);
 	free(cache);

@@ -234,6 +234,57 @@ static void test_wanted(void)
 	sf_cache_free(cache);
 }
 
+/* Several threads asking for the same frames while the pool grows: each
+   frame is decompressed once (a miss publishes its placeholder before the
+   cache lock is let go). */
+static int counted_fills;
+
+static sf_err counted_fill(void *context, uint32_t shard, uint32_t frame, unsigned char *dst,
+			   size_t capacity, sf_error *err)
+{
+	(void)context;
+	(void)err;
+	__atomic_fetch_add(&counted_fills, 1, __ATOMIC_RELAXED);
+	memset(dst, (int)(shard * 16 + frame), capacity);
+	return SF_OK;
+}
+
+static void *get_many(void *arg)
+{
+	sf_cache *cache = arg;
+	uint32_t i;
+
+	for (i = 0; i < 400; i++) {
+		sf_error err;
+		sf_cache_entry *e = sf_cache_get(cache, 9, i, 64 * 1024, counted_fill, NULL, &err);
+
+		if (e)
+			sf_cache_put(cache, e);
+	}
+	return NULL;
+}
+
+static void test_growth_single_flight(void)
+{
+	int round, extra = 0;
+
+	for (round = 0; round < 5; round++) {
+		sf_cache *cache = sf_cache_create(64 << 20);
+		pthread_t threads[4];
+		int t, started = 0;
+
+		counted_fills = 0;
+		for (t = 0; t < 4; t++)
+			if (pthread_create(&threads[t], NULL, get_many, cache) == 0)
+				started++;
+		while (started > 0)
+			pthread_join(threads[--started], NULL);
+		extra += counted_fills - 400;
+		sf_cache_free(cache);
+	}
+	CHECK_EQ_U64(extra, 0, "4 threads, 400 frames, a growing pool: no frame decompressed twice (5 rounds)");
+}
+
 /* The pool's memory once the helper thread is idle: the same figure twice,
    100 ms apart (at most 10 s). */
 static uint64_t settled_memory(sf_cache *cache)
@@ -338,5 +389,6 @@ int main(void)
 	test_pool_sizes();
 	test_pool_helper();
 	test_wanted();
+	test_growth_single_flight();
 	return check_done();
 }
