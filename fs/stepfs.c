@@ -614,10 +614,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 			uint64_t queued = __atomic_load_n(&of->ahead_end, __ATOMIC_RELAXED);
 
 			__atomic_store_n(&of->ahead_window, window, __ATOMIC_RELAXED);
-			ahead_from = queued > end ? queued : end;
+			/* behind the reader, or far ahead of it after a seek
+			   back: queue from where it reads now */
+			ahead_from = queued > end && queued <= end + window ? queued : end;
 			ahead_to = end + window;
 			if (ahead_to > ahead_from)
 				__atomic_store_n(&of->ahead_end, ahead_to, __ATOMIC_RELAXED);
+		} else if (of) {
+			/* a jump: the next run starts a small window again */
+			__atomic_store_n(&of->ahead_window, 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&of->ahead_end, 0, __ATOMIC_RELAXED);
 		}
 		fuse_reply_buf(req, buf, got); /* written to the device: buf is free again */
 		reply_give(rb);

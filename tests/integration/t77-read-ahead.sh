@@ -61,6 +61,38 @@ check "reading to the end decompresses each of the file's $all frames once (slac
 check "the read is byte-exact" cmp "$mnt/source/big.jsonl" "$src/big.jsonl"
 check "unmount" unmount "$mnt"
 
+mnt=$TMP/mnt-seek
+check "mount again" mount_store "$store" "$mnt"
+# one file handle streams [16, 20) MiB, whose read-ahead runs to the end of
+# the file, then goes back to 0 and streams 2 MiB: the frames decompressed
+# for the second run, once the counters settle
+n=$(python3 - "$mnt/source/big.jsonl" "$mnt/.stepfs/stats.json" <<'PY'
+import json, os, sys, time
+path, stats = sys.argv[1:3]
+def settled():
+    last = -1
+    for _ in range(40):
+        now = json.load(open(stats))["frames_decompressed"]
+        if now == last:
+            break
+        last = now
+        time.sleep(0.5)
+    return now
+fd = os.open(path, os.O_RDONLY)
+os.lseek(fd, 16 << 20, os.SEEK_SET)
+for _ in range(32):
+    os.read(fd, 128 << 10)
+first = settled()
+os.lseek(fd, 0, os.SEEK_SET)
+for _ in range(16):
+    os.read(fd, 128 << 10)
+print(settled() - first)
+PY
+)
+check "after a seek back on the same handle, read-ahead starts again: ${n:-?} frames for 2 MiB read (want >= 24)" \
+	test "${n:-0}" -ge 24
+check "unmount" unmount "$mnt"
+
 mnt=$TMP/mnt-small
 check "mount with an 8 MiB cache" mount_store "$store" "$mnt" -o cache_size=8
 read_first "$mnt"
