@@ -11,8 +11,7 @@
 
 struct sf_arena_block {
 	sf_arena_block *prev;
-	void *map;              /* what munmap takes back */
-	size_t map_len;
+	size_t map_len;         /* what munmap takes back, from the block itself */
 	size_t size;            /* usable bytes after the header */
 	size_t used;
 };
@@ -85,7 +84,6 @@ static sf_arena_block *new_block(sf_arena *arena, size_t need)
 	}
 	b = (sf_arena_block *)start;
 	b->prev = arena->head;
-	b->map = start;
 	b->map_len = len;
 	b->size = len - HEADER_BYTES;
 	b->used = 0;
@@ -127,7 +125,7 @@ void sf_arena_rollback(sf_arena *arena, sf_arena_mark mark)
 
 		arena->head = b->prev;
 		arena->reserved -= b->map_len;
-		munmap(b->map, b->map_len);
+		munmap(b, b->map_len);
 	}
 	if (arena->head) {
 		/* memory handed out is zeroed: clear what comes back */
