@@ -441,13 +441,19 @@ static void unlink_entry(sf_cache *cache, sf_cache_entry *entry)
 	entry->consumed = 0;
 }
 
+/* 1 when gone slot i holds (shard, frame). Lock held. */
+static int gone_is(const sf_cache *cache, unsigned i, uint32_t shard, uint32_t frame)
+{
+	return cache->gone[i].used && cache->gone[i].shard == shard && cache->gone[i].frame == frame;
+}
+
 /* A frame is being filled again: it is no longer gone. Lock held. */
 static void gone_forget(sf_cache *cache, uint32_t shard, uint32_t frame)
 {
 	unsigned i;
 
 	for (i = 0; i < GONE_SLOTS; i++)
-		if (cache->gone[i].used && cache->gone[i].shard == shard && cache->gone[i].frame == frame)
+		if (gone_is(cache, i, shard, frame))
 			cache->gone[i].used = 0;
 }
 
@@ -709,7 +715,7 @@ int sf_cache_wanted(sf_cache *cache, uint32_t shard, uint32_t frame)
 	pthread_mutex_lock(&cache->lock);
 	wanted = find(cache, shard, frame) == NULL;
 	for (i = 0; wanted && i < GONE_SLOTS; i++)
-		if (cache->gone[i].used && cache->gone[i].shard == shard && cache->gone[i].frame == frame)
+		if (gone_is(cache, i, shard, frame))
 			wanted = 0;
 	pthread_mutex_unlock(&cache->lock);
 	return wanted;
