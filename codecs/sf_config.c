@@ -56,6 +56,8 @@ static const key_spec key_specs[SF_CONFIG_KEY_COUNT] = {
 	  "a size from 1M to 1T, such as 64M" },
 	{ "mount", "threads", "mount.threads", TYPE_INT, 1, 1024, 0, 0,
 	  "an integer from 1 to 1024" },
+	{ "mount", "metadata_size", "mount.metadata_size", TYPE_SIZE, 1 * MIB, 1 * TIB, 0, 0,
+	  "a size from 1M to 1T, such as 16M" },
 	{ "gc", "max_age", "gc.max_age", TYPE_DURATION, 1, 3650 * DAY_SECONDS, 0, 1,
 	  "off or a duration from 1s to 3650d, such as 30d (suffix s, m, h, d or w)" },
 	{ "gc", "max_size", "gc.max_size", TYPE_SIZE, 1 * KIB, 1024 * TIB, 0, 1,
@@ -226,6 +228,7 @@ static void store_value(sf_config *config, sf_config_key key, int64_t value)
 	case SF_CONFIG_PACK_DICTIONARY: config->pack_dictionary = (sf_config_dictionary)value; break;
 	case SF_CONFIG_MOUNT_CACHE_SIZE: config->mount_cache_bytes = (uint64_t)value; break;
 	case SF_CONFIG_MOUNT_THREADS: config->mount_threads = (int)value; break;
+	case SF_CONFIG_MOUNT_METADATA_SIZE: config->mount_metadata_bytes = (uint64_t)value; break;
 	case SF_CONFIG_GC_MAX_AGE: config->gc_max_age_seconds = (uint64_t)value; break;
 	case SF_CONFIG_GC_MAX_SIZE: config->gc_max_bytes = (uint64_t)value; break;
 	default: break;
@@ -342,6 +345,7 @@ void sf_config_init_defaults(sf_config *config)
 	config->pack_dictionary = SF_CONFIG_DICTIONARY_AUTO;
 	config->mount_cache_bytes = 64 * MIB;
 	config->mount_threads = 10;
+	config->mount_metadata_bytes = 16 * MIB;
 	config->gc_max_age_seconds = 0;
 	config->gc_max_bytes = 0;
 }
@@ -419,6 +423,8 @@ static const char *format_value(const sf_config *config, sf_config_key key, char
 	case SF_CONFIG_MOUNT_THREADS:
 		snprintf(buf, size, "%d", config->mount_threads);
 		return buf;
+	case SF_CONFIG_MOUNT_METADATA_SIZE:
+		return sf_format_size(config->mount_metadata_bytes, buf, size);
 	case SF_CONFIG_GC_MAX_AGE:
 		if (config->gc_max_age_seconds == 0) {
 			snprintf(buf, size, "off");
@@ -816,6 +822,7 @@ sf_err sf_config_load_mem(sf_config *config, const void *data, size_t size, cons
 	config->pack_dictionary = l->work.pack_dictionary;
 	config->mount_cache_bytes = l->work.mount_cache_bytes;
 	config->mount_threads = l->work.mount_threads;
+	config->mount_metadata_bytes = l->work.mount_metadata_bytes;
 	config->gc_max_age_seconds = l->work.gc_max_age_seconds;
 	config->gc_max_bytes = l->work.gc_max_bytes;
 out_parser:

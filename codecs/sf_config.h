@@ -61,6 +61,7 @@ typedef enum sf_config_key {
 	SF_CONFIG_PACK_DICTIONARY,
 	SF_CONFIG_MOUNT_CACHE_SIZE,
 	SF_CONFIG_MOUNT_THREADS,
+	SF_CONFIG_MOUNT_METADATA_SIZE,
 	SF_CONFIG_GC_MAX_AGE,
 	SF_CONFIG_GC_MAX_SIZE,
 	SF_CONFIG_KEY_COUNT
@@ -92,6 +93,7 @@ typedef struct sf_config {
 	sf_config_dictionary pack_dictionary;
 	uint64_t mount_cache_bytes;           /* 1 MiB to 1 TiB */
 	int mount_threads;                    /* 1 to 1024 */
+	uint64_t mount_metadata_bytes;        /* 1 MiB to 1 TiB: loaded indexes */
 	uint64_t gc_max_age_seconds;          /* 0: no age limit */
 	uint64_t gc_max_bytes;                /* 0: no size limit */
 	sf_config_source source[SF_CONFIG_KEY_COUNT];

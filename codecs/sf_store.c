@@ -46,11 +46,26 @@ typedef struct shard {
 	sf_error open_error;
 } shard;
 
+enum { INDEX_UNLOADED, INDEX_LOADING, INDEX_LOADED };
+
+/* An index and, while it is loaded, the nodes it made. Fields below file
+   and xxh64 change under the tree lock, apart from refs (see pins). */
 typedef struct index_doc {
 	char *file;
 	uint64_t xxh64;
 	int has_xxh64;
-	int loaded;
+	int state;                /* INDEX_* */
+	sf_err error;             /* its load failed: not tried again */
+	uint64_t owner_ino;       /* the folder that shows it, once one has */
+	sf_node *owner;           /* that folder's node while its index is loaded */
+	int32_t above;            /* the index holding owner (-1: the root) */
+	uint32_t refs;            /* pins, plus one per loaded index below */
+	uint64_t used;            /* when last pinned or loaded (store->tick) */
+	sf_node **nodes;          /* by position (the low half of an inode number) */
+	uint32_t node_count;
+	size_t bytes;             /* memory its nodes hold */
+	void *pieces;             /* node memory (see load_arena) */
+	void *blocks;
 } index_doc;
 
 /* Where a list segment's text stands (see list_lines below). */
@@ -79,31 +94,68 @@ struct sf_store {
 	sf_node root;
 	pthread_mutex_t tree_lock;
 	pthread_mutex_t shard_lock;
-	uint64_t next_ino;
 	int lock_fd;              /* store.json, held with a shared flock while open */
 	int major;                /* format version: 1 plain JSON indexes, 2 compact */
 	uint64_t indexes_loaded, index_failures;
 	sf_cache *cache;
 	pthread_mutex_t list_lock;
 	struct list_memo list_memo[LIST_MEMO_SLOTS]; /* see list_state_at */
-	sf_arena arena;           /* nodes and segment arrays, under tree_lock */
+	sf_arena arena;           /* node memory pieces, under tree_lock */
 	pthread_cond_t tree_loaded; /* broadcast when a folder's load ends */
+	void *free_pieces;        /* pieces of dropped indexes, for the next loads */
+	size_t metadata_budget;   /* 0: indexes are never dropped */
+	size_t metadata_bytes;    /* held by loaded indexes */
+	uint64_t tick;            /* counts pins and loads, for "least recently used" */
+	uint64_t drops, resident;
 };
 
 /*
  * Node memory for one index load. Loads of different folders run at once;
- * each takes 64 KiB pieces of the store's arena under the tree lock and
- * carves them without it, so a load wastes at most the tail of its last
- * piece. A load that fails leaves its pieces unused until the store is
- * closed: at most the size of one damaged index, once (it is not retried).
+ * each takes 64 KiB pieces (from those of dropped indexes, or else from
+ * the store's arena) under the tree lock and carves them without it, so a
+ * load wastes at most the tail of its last piece. An array too big for a
+ * piece is a malloc'd block of its own. A piece or block starts with the
+ * link that chains it to its index's others: when the index is dropped
+ * (or its load fails) its pieces go back to the store and its blocks to
+ * malloc. The load also lists its nodes in the order it makes them: a
+ * node's position there is the low half of its inode number.
  */
 #define LOAD_PIECE ((size_t)64 << 10)
+#define PIECE_LINK ((size_t)16)
 
 typedef struct load_arena {
 	sf_store *store;
+	int32_t index_id;
 	unsigned char *next;
 	size_t left;
+	void *pieces, *blocks;    /* chained through their first word */
+	size_t bytes;             /* pieces and blocks taken */
+	sf_node **nodes;
+	uint32_t node_count, node_capacity;
 } load_arena;
+
+static void chain_free_blocks(void *block)
+{
+	while (block) {
+		void *next = *(void **)block;
+
+		free(block);
+		block = next;
+	}
+}
+
+/* Give a load's memory back; store->tree_lock held. */
+static void load_memory_free(sf_store *store, void *pieces, void *blocks)
+{
+	while (pieces) {
+		void *next = *(void **)pieces;
+
+		*(void **)pieces = store->free_pieces;
+		store->free_pieces = pieces;
+		pieces = next;
+	}
+	chain_free_blocks(blocks);
+}
 
 /* size bytes, zeroed and 16-aligned; NULL when out of memory. */
 static void *load_alloc(load_arena *la, size_t size)
@@ -114,17 +166,33 @@ static void *load_alloc(load_arena *la, size_t size)
 		return NULL;
 	size = (size + 15) & ~(size_t)15;
 	if (size > la->left) {
-		/* a large array gets a piece of its own, so that the current
+		/* a large array gets a block of its own, so that the current
 		   piece goes on serving small nodes */
-		size_t piece = size > LOAD_PIECE / 4 ? size : LOAD_PIECE;
-
+		if (size > LOAD_PIECE / 4) {
+			p = calloc(1, PIECE_LINK + size);
+			if (!p)
+				return NULL;
+			*(void **)p = la->blocks;
+			la->blocks = p;
+			la->bytes += PIECE_LINK + size;
+			return p + PIECE_LINK;
+		}
 		pthread_mutex_lock(&la->store->tree_lock);
-		p = sf_arena_alloc(&la->store->arena, piece);
+		p = la->store->free_pieces;
+		if (p) {
+			la->store->free_pieces = *(void **)p;
+			memset(p, 0, LOAD_PIECE);
+		} else {
+			p = sf_arena_alloc(&la->store->arena, LOAD_PIECE);
+		}
 		pthread_mutex_unlock(&la->store->tree_lock);
-		if (!p || piece != LOAD_PIECE)
-			return p;
-		la->next = p;
-		la->left = piece;
+		if (!p)
+			return NULL;
+		*(void **)p = la->pieces;
+		la->pieces = p;
+		la->bytes += LOAD_PIECE;
+		la->next = p + PIECE_LINK;
+		la->left = LOAD_PIECE - PIECE_LINK;
 	}
 	p = la->next;
 	la->next += size;
@@ -348,7 +416,6 @@ sf_err sf_store_open(sf_store **out, const char *path,
 	sf_mutex_init(&store->shard_lock);
 	sf_mutex_init(&store->list_lock);
 	store->path = sf_strdup(path);
-	store->next_ino = 2;
 	store->lock_fd = -1;
 	store->root.name = sf_strdup("");
 	store->root.type = SF_NODE_DIR;
@@ -432,7 +499,10 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	rc = sf_store_load_dir(store, &store->root, err);
+	store->metadata_budget = options ? options->metadata_bytes : 0;
+	/* the root's index stays pinned: it is never dropped */
+	store->indexes[root_index].owner_ino = 1;
+	rc = sf_store_open_dir(store, &store->root, err);
 	if (rc != SF_OK)
 		goto fail;
 	free(text);
@@ -447,7 +517,7 @@ fail:
 }
 
 /* What a node holds from malloc: its children array and symlink target.
-   The nodes themselves and their segments live in the store's arena. */
+   The nodes themselves and their segments live in load pieces. */
 static void free_node_contents(sf_node *node)
 {
 	uint32_t i;
@@ -465,6 +535,10 @@ void sf_store_free(sf_store *store)
 	if (!store)
 		return;
 	free_node_contents(&store->root);
+	for (i = 0; i < store->index_count; i++) {
+		free(store->indexes[i].nodes);
+		chain_free_blocks(store->indexes[i].blocks);
+	}
 	sf_arena_free(&store->arena);
 	pthread_cond_destroy(&store->tree_loaded);
 	free(store->root.name);
@@ -527,7 +601,7 @@ void sf_store_shard_info(const sf_store *store, uint32_t id, sf_shard_info *info
 
 /* ---- indexes ----------------------------------------------------------- */
 
-static sf_node *add_child(sf_store *store, load_arena *arena, sf_node *dir, const char *name, size_t len)
+static sf_node *add_child(load_arena *arena, sf_node *dir, const char *name, size_t len)
 {
 	sf_node *child;
 
@@ -541,6 +615,18 @@ static sf_node *add_child(sf_store *store, load_arena *arena, sf_node *dir, cons
 		dir->child_capacity = cap;
 	}
 	/* the name lives right after the node: one allocation, not two */
+	if (arena->node_count == arena->node_capacity) {
+		uint32_t cap = arena->node_capacity ? arena->node_capacity * 2 : 64;
+		sf_node **grown;
+
+		if (arena->node_capacity >= UINT32_MAX / 2)
+			return NULL;
+		grown = realloc(arena->nodes, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		arena->nodes = grown;
+		arena->node_capacity = cap;
+	}
 	child = load_alloc(arena, sizeof(*child) + len + 1);
 	if (!child)
 		return NULL;
@@ -548,7 +634,8 @@ static sf_node *add_child(sf_store *store, load_arena *arena, sf_node *dir, cons
 	memcpy(child->name, name, len);
 	child->parent = dir;
 	child->index_id = -1;
-	child->ino = __atomic_fetch_add(&store->next_ino, 1, __ATOMIC_RELAXED);
+	child->ino = ((uint64_t)(arena->index_id + 1) << 32) | arena->node_count;
+	arena->nodes[arena->node_count++] = child;
 	dir->children[dir->child_count++] = child;
 	return child;
 }
@@ -832,7 +919,7 @@ static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const 
 		}
 		child = find_loading_child(map, dir, p, len);
 		if (!child) {
-			child = add_child(store, map->arena, dir, p, len);
+			child = add_child(map->arena, dir, p, len);
 			if (!child || !remember_child(map, child))
 				return NULL;
 			child->type = SF_NODE_DIR;
@@ -1197,7 +1284,7 @@ static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
 	path_len = l->path_len[l->depth] + (l->depth ? 1 : 0) + name_len;
 	if (path_len > SF_MAX_PATH_BYTES)
 		return v2_fail(l, "a path longer than 4096 bytes");
-	node = add_child(l->store, l->arena, dir, name, name_len);
+	node = add_child(l->arena, dir, name, name_len);
 	if (!node)
 		return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
 	if (strcmp(type, SF_INDEX_FILE) == 0) {
@@ -1430,7 +1517,7 @@ static sf_err load_index_into(sf_store *store, load_arena *arena, sf_node *dir, 
 			free(path);
 			goto out;
 		}
-		node = add_child(store, map.arena, parent, name, name_len);
+		node = add_child(map.arena, parent, name, name_len);
 		if (!node) {
 			free(path);
 			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
@@ -1513,30 +1600,212 @@ out:
 	return rc;
 }
 
-/*
+/* ---- loads, pins and drops ---------------------------------------------
+ *
  * Loads of different folders run at once (a walker opens one big folder
  * while the next ones load on other threads); each builds its nodes
  * outside the tree lock (see load_arena). A second reader of a folder
  * being loaded waits for that load; a load ahead of need leaves it alone.
+ *
+ * An index's refs count its pins and its loaded indexes below (whose
+ * folder nodes it holds). A count goes from 0 to 1 only under the tree
+ * lock, and an index is dropped only under it with a count of 0, so a
+ * pin taken there or on top of another pin keeps the nodes valid.
  */
-static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_error *err)
+
+/* The index that made a node; -1 for the root. */
+static int32_t node_home(const sf_node *node)
+{
+	return (int32_t)(node->ino >> 32) - 1;
+}
+
+static void pin_locked(sf_store *store, int32_t id)
+{
+	__atomic_add_fetch(&store->indexes[id].refs, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&store->indexes[id].used, __atomic_add_fetch(&store->tick, 1, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+}
+
+/* Free what a load's nodes hold from malloc: children arrays (the nodes
+   of other indexes below are gone by then) and symlink targets. */
+static void free_loaded_nodes(sf_node **nodes, uint32_t count)
+{
+	uint32_t i;
+
+	for (i = 0; i < count; i++) {
+		free(nodes[i]->children);
+		free(nodes[i]->target);
+	}
+}
+
+/* Drop loaded index id (refs 0, not the root's); tree lock held. */
+static void drop_index(sf_store *store, int32_t id)
+{
+	index_doc *doc = &store->indexes[id];
+	sf_node *owner = doc->owner;
+	uint32_t i;
+
+	for (i = 0; i < doc->node_count; i++) {
+		const sf_node *n = doc->nodes[i];
+
+		if (n->type == SF_NODE_DIR && n->index_id >= 0)
+			store->indexes[n->index_id].owner = NULL;
+	}
+	__atomic_store_n(&owner->loaded, 0, __ATOMIC_RELEASE);
+	free_loaded_nodes(doc->nodes, doc->node_count);
+	free(owner->children);
+	owner->children = NULL;
+	owner->child_count = 0;
+	owner->child_capacity = 0;
+	owner->lazy_children = 0;
+	load_memory_free(store, doc->pieces, doc->blocks);
+	free(doc->nodes);
+	doc->nodes = NULL;
+	doc->node_count = 0;
+	doc->pieces = NULL;
+	doc->blocks = NULL;
+	doc->state = INDEX_UNLOADED;
+	__atomic_store_n(&store->metadata_bytes, store->metadata_bytes - doc->bytes, __ATOMIC_RELAXED);
+	doc->bytes = 0;
+	store->drops++;
+	store->resident--;
+	if (doc->above >= 0)
+		__atomic_sub_fetch(&store->indexes[doc->above].refs, 1, __ATOMIC_RELEASE);
+}
+
+/* Drop the least recently used unpinned indexes while the loaded ones
+   hold more than the budget; tree lock held. The most recently used index
+   stays even when it alone is over the budget: a reader going through
+   one big folder, a file at a time, would otherwise load it again at
+   every file. */
+static void drop_over_budget(sf_store *store)
+{
+	while (store->metadata_budget && store->metadata_bytes > store->metadata_budget) {
+		int32_t victim = -1;
+		uint64_t oldest = UINT64_MAX, newest = 0;
+		uint32_t i;
+
+		for (i = 0; i < store->index_count; i++) {
+			const index_doc *doc = &store->indexes[i];
+			uint64_t used = __atomic_load_n(&doc->used, __ATOMIC_RELAXED);
+
+			if (doc->state != INDEX_LOADED)
+				continue;
+			if (used > newest)
+				newest = used;
+			if (__atomic_load_n(&doc->refs, __ATOMIC_ACQUIRE) == 0 && used < oldest) {
+				victim = (int32_t)i;
+				oldest = used;
+			}
+		}
+		if (victim < 0 || oldest == newest)
+			return;
+		drop_index(store, victim);
+	}
+}
+
+/* Over the budget, any unpin may free an index: this one, or the one
+   that was the most recently used until this pin. */
+static void unpin(sf_store *store, int32_t id)
+{
+	if (id < 0)
+		return;
+	__atomic_sub_fetch(&store->indexes[id].refs, 1, __ATOMIC_ACQ_REL);
+	if (store->metadata_budget &&
+	    __atomic_load_n(&store->metadata_bytes, __ATOMIC_RELAXED) > store->metadata_budget) {
+		pthread_mutex_lock(&store->tree_lock);
+		drop_over_budget(store);
+		pthread_mutex_unlock(&store->tree_lock);
+	}
+}
+
+/* Folders a load made that show indexes of their own: each index is
+   shown by one folder only (else the tree could loop), and a folder made
+   again after a drop is the same one. Tree lock held. */
+static sf_err adopt_subindexes(sf_store *store, const load_arena *arena, sf_node *dir, sf_error *err)
+{
+	uint32_t i;
+
+	for (i = 0; i < arena->node_count; i++) {
+		const sf_node *n = arena->nodes[i];
+		const index_doc *sub;
+
+		if (n->type != SF_NODE_DIR || n->index_id < 0)
+			continue;
+		sub = &store->indexes[n->index_id];
+		if (sub->owner_ino && sub->owner_ino != n->ino) {
+			char path[SF_MAX_PATH_BYTES];
+
+			sf_store_node_path(n, path, sizeof(path));
+			return sf_error_set(err, SF_ERR_CORRUPT,
+					    "'%s/%s': folder '/%s' shows index %d, which another folder shows",
+					    store->path, store->indexes[arena->index_id].file, path, (int)n->index_id);
+		}
+	}
+	(void)dir;
+	for (i = 0; i < arena->node_count; i++) {
+		sf_node *n = arena->nodes[i];
+
+		if (n->type != SF_NODE_DIR || n->index_id < 0)
+			continue;
+		store->indexes[n->index_id].owner_ino = n->ino;
+		store->indexes[n->index_id].owner = n;
+		n->load_error = store->indexes[n->index_id].error;
+	}
+	return SF_OK;
+}
+
+/* What a loaded index holds: its pieces and blocks, the position table,
+   children arrays and link targets. */
+static size_t loaded_bytes(const load_arena *arena, const sf_node *dir)
+{
+	size_t bytes = arena->bytes + (size_t)arena->node_capacity * sizeof(sf_node *) +
+		       (size_t)dir->child_capacity * sizeof(sf_node *);
+	uint32_t i;
+
+	for (i = 0; i < arena->node_count; i++) {
+		const sf_node *n = arena->nodes[i];
+
+		bytes += (size_t)n->child_capacity * sizeof(sf_node *);
+		if (n->target)
+			bytes += n->size + 1;
+	}
+	return bytes;
+}
+
+/* Make sure dir's children are loaded; with pin, pin the index they live
+   in. The caller holds dir. */
+static sf_err load_dir(sf_store *store, const sf_node *const_dir, int pin, int ahead, sf_error *err)
 {
 	sf_node *dir = (sf_node *)(uintptr_t)const_dir; /* loading fills a shared node */
-	load_arena arena = { store, NULL, 0 };
+	load_arena arena;
+	index_doc *doc;
+	int32_t id;
 	sf_err rc = SF_OK;
 
-	if (__atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
-		return SF_OK;
 	if (dir->type != SF_NODE_DIR)
 		return sf_error_set(err, SF_ERR_INVALID, "not a directory");
+	if (dir->index_id < 0) {
+		/* its children came with it */
+		if (pin)
+			sf_store_hold(store, dir);
+		return SF_OK;
+	}
+	if (!pin && __atomic_load_n(&dir->loaded, __ATOMIC_ACQUIRE))
+		return SF_OK;
+	id = dir->index_id;
+	doc = &store->indexes[id];
 	pthread_mutex_lock(&store->tree_lock);
-	while (dir->loading && !ahead)
+	while (doc->state == INDEX_LOADING && !ahead)
 		pthread_cond_wait(&store->tree_loaded, &store->tree_lock);
-	if (dir->loaded || dir->loading) {
+	if (doc->state != INDEX_UNLOADED) {
+		/* loaded, or (ahead of need) being loaded by another thread */
+		if (pin && doc->state == INDEX_LOADED)
+			pin_locked(store, id);
 		pthread_mutex_unlock(&store->tree_lock);
 		return SF_OK;
 	}
-	if (dir->load_error != SF_OK) {
+	if (doc->error != SF_OK) {
 		char path[SF_MAX_PATH_BYTES];
 
 		if (ahead) {
@@ -1544,35 +1813,58 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_
 			pthread_mutex_unlock(&store->tree_lock);
 			return SF_OK;
 		}
-		rc = dir->load_error;
+		rc = doc->error;
 		sf_store_node_path(dir, path, sizeof(path));
 		sf_error_set(err, rc, "'%s/%s': index of '/%s' is damaged (see earlier message)",
-			     store->path, store->indexes[dir->index_id].file, path);
+			     store->path, doc->file, path);
 		pthread_mutex_unlock(&store->tree_lock);
 		return rc;
 	}
-	dir->loading = 1;
+	doc->state = INDEX_LOADING;
 	pthread_mutex_unlock(&store->tree_lock);
 
-	rc = load_index_into(store, &arena, dir, dir->index_id, err);
-	if (rc != SF_OK) {
-		/* Drop what was half-built (its node memory stays unused, see
-		   load_arena); the failure is remembered below. */
-		uint32_t i;
-
-		for (i = 0; i < dir->child_count; i++)
-			free_node_contents(dir->children[i]);
-		dir->child_count = 0;
-	}
+	memset(&arena, 0, sizeof(arena));
+	arena.store = store;
+	arena.index_id = id;
+	rc = load_index_into(store, &arena, dir, id, err);
 
 	pthread_mutex_lock(&store->tree_lock);
-	dir->loading = 0;
-	if (rc == SF_OK) {
-		store->indexes_loaded++;
-		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
-	} else {
+	if (rc == SF_OK)
+		rc = adopt_subindexes(store, &arena, dir, err);
+	if (rc != SF_OK) {
+		/* drop what was half-built; the failure is remembered */
+		free_loaded_nodes(arena.nodes, arena.node_count);
+		free(dir->children);
+		dir->children = NULL;
+		dir->child_count = 0;
+		dir->child_capacity = 0;
+		load_memory_free(store, arena.pieces, arena.blocks);
+		free(arena.nodes);
+		doc->state = INDEX_UNLOADED;
+		doc->error = rc;
 		__atomic_store_n(&dir->load_error, rc, __ATOMIC_RELAXED);
 		store->index_failures++;
+	} else {
+		doc->nodes = arena.nodes;
+		doc->node_count = arena.node_count;
+		doc->pieces = arena.pieces;
+		doc->blocks = arena.blocks;
+		doc->bytes = loaded_bytes(&arena, dir);
+		doc->owner = dir;
+		doc->above = node_home(dir);
+		doc->state = INDEX_LOADED;
+		if (doc->above >= 0)
+			__atomic_add_fetch(&store->indexes[doc->above].refs, 1, __ATOMIC_RELAXED);
+		if (pin)
+			pin_locked(store, id);
+		else
+			__atomic_store_n(&doc->used, __atomic_add_fetch(&store->tick, 1, __ATOMIC_RELAXED),
+					 __ATOMIC_RELAXED);
+		__atomic_store_n(&store->metadata_bytes, store->metadata_bytes + doc->bytes, __ATOMIC_RELAXED);
+		store->indexes_loaded++;
+		store->resident++;
+		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
+		drop_over_budget(store);
 	}
 	pthread_cond_broadcast(&store->tree_loaded);
 	pthread_mutex_unlock(&store->tree_lock);
@@ -1588,12 +1880,120 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int ahead, sf_
 
 sf_err sf_store_load_dir(sf_store *store, const sf_node *dir, sf_error *err)
 {
-	return load_dir(store, dir, 0, err);
+	return load_dir(store, dir, 0, 0, err);
 }
 
 sf_err sf_store_load_dir_ahead(sf_store *store, const sf_node *dir, sf_error *err)
 {
-	return load_dir(store, dir, 1, err);
+	return load_dir(store, dir, 0, 1, err);
+}
+
+sf_err sf_store_open_dir(sf_store *store, const sf_node *dir, sf_error *err)
+{
+	return load_dir(store, dir, 1, 0, err);
+}
+
+void sf_store_close_dir(sf_store *store, const sf_node *dir)
+{
+	unpin(store, dir->index_id >= 0 ? dir->index_id : node_home(dir));
+}
+
+void sf_store_hold(sf_store *store, const sf_node *node)
+{
+	int32_t id = node_home(node);
+
+	if (id >= 0)
+		pin_locked(store, id); /* from 1 up: no lock needed */
+}
+
+void sf_store_release(sf_store *store, const sf_node *node)
+{
+	unpin(store, node_home(node));
+}
+
+/* Load (if need be) and pin index id, loading the indexes above it that
+   were dropped, top down, each pinned until the one below holds it. */
+static sf_err pin_index(sf_store *store, int32_t id, uint64_t ino, sf_error *err)
+{
+	int32_t held = -1;
+	sf_err rc = SF_OK;
+
+	for (;;) {
+		int32_t x = id, below = -1;
+		uint32_t steps = 0, at;
+		const sf_node *owner = NULL;
+
+		pthread_mutex_lock(&store->tree_lock);
+		while (store->indexes[x].state != INDEX_LOADED) {
+			uint64_t o = store->indexes[x].owner_ino;
+
+			below = x;
+			x = (int32_t)(o >> 32) - 1;
+			if (!o || x < 0 || (uint32_t)x >= store->index_count || ++steps > store->index_count) {
+				rc = sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'",
+						  ino, store->path);
+				break;
+			}
+		}
+		if (rc == SF_OK && below < 0) {
+			pin_locked(store, id);
+			pthread_mutex_unlock(&store->tree_lock);
+			break;
+		}
+		if (rc == SF_OK) {
+			at = (uint32_t)store->indexes[below].owner_ino;
+			if (at < store->indexes[x].node_count) {
+				/* keeps the folder's node while its index loads */
+				pin_locked(store, x);
+				owner = store->indexes[x].nodes[at];
+			} else {
+				rc = sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'",
+						  ino, store->path);
+			}
+		}
+		pthread_mutex_unlock(&store->tree_lock);
+		if (rc != SF_OK)
+			break;
+		unpin(store, held);
+		held = x;
+		rc = load_dir(store, owner, 1, 0, err);
+		unpin(store, held);
+		held = -1;
+		if (rc != SF_OK)
+			break;
+		held = below;
+	}
+	unpin(store, held);
+	return rc;
+}
+
+sf_err sf_store_get(sf_store *store, uint64_t ino, const sf_node **out, sf_error *err)
+{
+	uint64_t high = ino >> 32;
+	const index_doc *doc;
+	int32_t id;
+	sf_err rc;
+
+	*out = NULL;
+	if (ino == 1) {
+		*out = &store->root;
+		return SF_OK;
+	}
+	if (high == 0 || high > store->index_count)
+		return sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'", ino,
+				    store->path);
+	id = (int32_t)(high - 1);
+	rc = pin_index(store, id, ino, err);
+	if (rc != SF_OK)
+		return rc;
+	doc = &store->indexes[id];
+	if ((uint32_t)ino >= doc->node_count) {
+		unpin(store, id);
+		return sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'", ino,
+				    store->path);
+	}
+	*out = doc->nodes[(uint32_t)ino];
+	return SF_OK;
 }
 
 int sf_store_dir_pending(const sf_node *dir)
@@ -2145,11 +2545,15 @@ void sf_store_cache_stats(sf_store *store, sf_cache_stats *stats)
 	sf_cache_stats_get(store->cache, stats);
 }
 
-void sf_store_index_stats(sf_store *store, uint64_t *loaded, uint64_t *failed)
+void sf_store_index_stats(sf_store *store, sf_index_stats *stats)
 {
 	pthread_mutex_lock(&store->tree_lock);
-	*loaded = store->indexes_loaded;
-	*failed = store->index_failures;
+	stats->loads = store->indexes_loaded;
+	stats->failures = store->index_failures;
+	stats->drops = store->drops;
+	stats->resident = store->resident;
+	stats->bytes = store->metadata_bytes;
+	stats->budget_bytes = store->metadata_budget;
 	pthread_mutex_unlock(&store->tree_lock);
 }
 

@@ -12,8 +12,17 @@
  * Thread safety: after sf_store_open() every function may be called from
  * many threads at once.
  *
- * Ownership: nodes belong to the store and stay valid until
- * sf_store_free(); callers never free them.
+ * Ownership: nodes belong to the store; callers never free them. Without
+ * a metadata budget (sf_store_options.metadata_bytes 0) a node stays valid
+ * until sf_store_free(). With one, the store drops the least recently used
+ * loaded index when the loaded ones hold more than the budget, and the
+ * nodes it made go with it: a node is then valid only while its index is
+ * pinned (sf_store_get, sf_store_hold, sf_store_open_dir). A dropped index
+ * loads again when one of its nodes is asked for by inode number, and its
+ * nodes come back with the same inode numbers.
+ *
+ * Inode numbers are stable: the root is 1, and a node made by index I is
+ * ((I + 1) << 32) | (its position in the order the index lists it).
  */
 #ifndef SF_STORE_H
 #define SF_STORE_H
@@ -65,7 +74,6 @@ typedef struct sf_node {
 	uint8_t type;               /* sf_node_type */
 	uint8_t has_xxh64;
 	uint8_t loaded;             /* children are complete */
-	uint8_t loading;            /* its index is being loaded (under the tree lock) */
 	uint8_t lazy_children;      /* some child folder has an index of its own */
 } sf_node;
 
@@ -73,7 +81,17 @@ typedef struct sf_store sf_store;
 
 typedef struct sf_store_options {
 	size_t cache_bytes;         /* decompressed-frame cache budget; 0: default 64 MiB */
+	size_t metadata_bytes;      /* loaded-index budget; 0: indexes are never dropped */
 } sf_store_options;
+
+typedef struct sf_index_stats {
+	uint64_t loads;             /* index loads that succeeded (a reload counts again) */
+	uint64_t failures;          /* index loads that failed */
+	uint64_t drops;             /* loaded indexes dropped to stay within the budget */
+	uint64_t resident;          /* indexes loaded now */
+	uint64_t bytes;             /* memory their nodes hold now */
+	uint64_t budget_bytes;      /* 0: none */
+} sf_index_stats;
 
 typedef struct sf_shard_info {
 	const char *file;           /* path relative to the store */
@@ -117,6 +135,22 @@ sf_err sf_store_load_dir_ahead(sf_store *store, const sf_node *dir, sf_error *er
    what a reader may load ahead of need. */
 int sf_store_dir_pending(const sf_node *dir);
 
+/*
+ * Pins (see the top of this file). sf_store_get finds a node by inode
+ * number, loading the indexes on its path that are not loaded, and pins
+ * the node's index. sf_store_hold pins the index of a node the caller
+ * already holds by another pin; sf_store_release undoes either. The root
+ * needs no pin (holding and releasing it do nothing).
+ * sf_store_open_dir loads a held folder's children like sf_store_load_dir
+ * and pins the index they live in, so that they stay valid until
+ * sf_store_close_dir. A pinned index keeps the indexes above it loaded.
+ */
+sf_err sf_store_get(sf_store *store, uint64_t ino, const sf_node **out, sf_error *err);
+void sf_store_hold(sf_store *store, const sf_node *node);
+void sf_store_release(sf_store *store, const sf_node *node);
+sf_err sf_store_open_dir(sf_store *store, const sf_node *dir, sf_error *err);
+void sf_store_close_dir(sf_store *store, const sf_node *dir);
+
 /* Child of a loaded directory by name; NULL when absent. */
 const sf_node *sf_store_child(const sf_node *dir, const char *name);
 
@@ -159,8 +193,7 @@ uint64_t sf_store_next_frame_offset(sf_store *store, uint32_t shard, uint64_t sh
 void sf_store_node_path(const sf_node *node, char *buf, size_t size);
 
 void sf_store_cache_stats(sf_store *store, sf_cache_stats *stats);
-/* indexes loaded so far, and the count of index loads that failed */
-void sf_store_index_stats(sf_store *store, uint64_t *loaded, uint64_t *failed);
+void sf_store_index_stats(sf_store *store, sf_index_stats *stats);
 
 /*
  * Check every frame of every shard and every index: checksums, sizes and

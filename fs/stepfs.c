@@ -1,10 +1,12 @@
 /*
  * stepfs - mount a stepfs store read-only with FUSE (low-level API).
  *
- * The store's nodes live as long as the mount, so a node's address is its
- * FUSE inode number (the root is FUSE_ROOT_ID). Everything is immutable
- * while mounted: entries, attributes and file pages are cached by the
- * kernel with long timeouts.
+ * A node's inode number (stable, see sf_store.h) is its FUSE node id; the
+ * root's is FUSE_ROOT_ID. Loaded indexes may be dropped to stay within the
+ * metadata budget, so every operation pins the nodes it uses for as long
+ * as it uses them: an open file or folder keeps its pin until released.
+ * Everything is immutable while mounted: entries, attributes and file
+ * pages are cached by the kernel with long timeouts.
  */
 #define FUSE_USE_VERSION 312
 
@@ -56,23 +58,37 @@ static void log_error(const char *message)
 		fprintf(stderr, "stepfs: %s\n", message);
 }
 
-static const sf_node *node_of(fuse_ino_t ino)
-{
-	if (ino == FUSE_ROOT_ID)
-		return sf_store_root(fs_state.store);
-	return (const sf_node *)(uintptr_t)ino;
-}
-
-static fuse_ino_t ino_of(const sf_node *node)
-{
-	if (node == sf_store_root(fs_state.store))
-		return FUSE_ROOT_ID;
-	return (fuse_ino_t)(uintptr_t)node;
-}
-
 static int is_virtual(const sf_node *node)
 {
 	return node == &fs_state.stats_dir || node == &fs_state.stats_json || node == &fs_state.metrics;
+}
+
+static int reply_error(fuse_req_t req, const sf_error *err);
+
+/* The node of ino, pinned (give it back with put_node); NULL after an
+   error reply. Loads the indexes on its path that were dropped. */
+static const sf_node *get_node(fuse_req_t req, fuse_ino_t ino)
+{
+	const sf_node *node;
+	sf_error err = { 0 };
+
+	if (ino == fs_state.stats_dir.ino)
+		return &fs_state.stats_dir;
+	if (ino == fs_state.stats_json.ino)
+		return &fs_state.stats_json;
+	if (ino == fs_state.metrics.ino)
+		return &fs_state.metrics;
+	if (sf_store_get(fs_state.store, ino, &node, &err) != SF_OK) {
+		reply_error(req, &err);
+		return NULL;
+	}
+	return node;
+}
+
+static void put_node(const sf_node *node)
+{
+	if (!is_virtual(node))
+		sf_store_release(fs_state.store, node);
 }
 
 static void fill_stat(const sf_node *node, struct stat *st)
@@ -117,7 +133,8 @@ static int reply_error(fuse_req_t req, const sf_error *err)
 static char *render_stats(int prometheus)
 {
 	sf_cache_stats cs;
-	uint64_t loaded = 0, failed = 0, served, reads, read_errors, open_files;
+	sf_index_stats is;
+	uint64_t served, reads, read_errors, open_files;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&text, &len);
@@ -126,7 +143,7 @@ static char *render_stats(int prometheus)
 	if (!out)
 		return NULL;
 	sf_store_cache_stats(fs_state.store, &cs);
-	sf_store_index_stats(fs_state.store, &loaded, &failed);
+	sf_store_index_stats(fs_state.store, &is);
 	pthread_mutex_lock(&fs_state.lock);
 	served = fs_state.bytes_served;
 	reads = fs_state.reads;
@@ -153,11 +170,18 @@ static char *render_stats(int prometheus)
 			"# TYPE stepfs_reads_total counter\nstepfs_reads_total %" PRIu64 "\n"
 			"# TYPE stepfs_read_errors_total counter\nstepfs_read_errors_total %" PRIu64 "\n"
 			"# TYPE stepfs_open_files gauge\nstepfs_open_files %" PRIu64 "\n"
-			"# TYPE stepfs_indexes_loaded gauge\nstepfs_indexes_loaded %" PRIu64 "\n"
-			"# TYPE stepfs_index_failures_total counter\nstepfs_index_failures_total %" PRIu64 "\n",
+			"# HELP stepfs_indexes_loaded Index loads (a reload after a drop counts again).\n"
+			"# TYPE stepfs_indexes_loaded counter\nstepfs_indexes_loaded %" PRIu64 "\n"
+			"# TYPE stepfs_index_failures_total counter\nstepfs_index_failures_total %" PRIu64 "\n"
+			"# HELP stepfs_indexes_dropped_total Loaded indexes dropped to stay within the metadata budget.\n"
+			"# TYPE stepfs_indexes_dropped_total counter\nstepfs_indexes_dropped_total %" PRIu64 "\n"
+			"# TYPE stepfs_indexes_resident gauge\nstepfs_indexes_resident %" PRIu64 "\n"
+			"# TYPE stepfs_metadata_bytes gauge\nstepfs_metadata_bytes %" PRIu64 "\n"
+			"# TYPE stepfs_metadata_budget_bytes gauge\nstepfs_metadata_budget_bytes %" PRIu64 "\n",
 			cs.misses, cs.hits, cs.misses, cs.evictions, cs.shared_fills, cs.recycled,
 			cs.bytes_in_use, cs.budget_bytes, served,
-			cs.bytes_decompressed, reads, read_errors, open_files, loaded, failed);
+			cs.bytes_decompressed, reads, read_errors, open_files, is.loads, is.failures, is.drops,
+			is.resident, is.bytes, is.budget_bytes);
 	} else {
 		fprintf(out,
 			"{\n  \"frames_decompressed\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
@@ -167,10 +191,13 @@ static char *render_stats(int prometheus)
 			"  \"cache_budget_bytes\": %" PRIu64 ",\n  \"bytes_served\": %" PRIu64 ",\n"
 			"  \"bytes_decompressed\": %" PRIu64 ",\n  \"reads\": %" PRIu64 ",\n"
 			"  \"read_errors\": %" PRIu64 ",\n  \"open_files\": %" PRIu64 ",\n"
-			"  \"indexes_loaded\": %" PRIu64 ",\n  \"index_failures\": %" PRIu64 "\n}\n",
+			"  \"indexes_loaded\": %" PRIu64 ",\n  \"index_failures\": %" PRIu64 ",\n"
+			"  \"indexes_dropped\": %" PRIu64 ",\n  \"indexes_resident\": %" PRIu64 ",\n"
+			"  \"metadata_bytes\": %" PRIu64 ",\n  \"metadata_budget_bytes\": %" PRIu64 "\n}\n",
 			cs.misses, cs.hits, cs.misses, hit_rate, cs.evictions, cs.shared_fills, cs.recycled,
 			cs.bytes_in_use, cs.budget_bytes,
-			served, cs.bytes_decompressed, reads, read_errors, open_files, loaded, failed);
+			served, cs.bytes_decompressed, reads, read_errors, open_files, is.loads, is.failures,
+			is.drops, is.resident, is.bytes, is.budget_bytes);
 	}
 	fclose(out);
 	return text;
@@ -180,64 +207,80 @@ static char *render_stats(int prometheus)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
-	const sf_node *parent = node_of(parent_ino), *child = NULL;
+	const sf_node *parent, *child = NULL;
 	struct fuse_entry_param entry;
 	sf_error err = { 0 };
+	int opened = 0;
 
+	if (!(parent = get_node(req, parent_ino)))
+		return;
 	if (parent == &fs_state.stats_dir) {
 		if (strcmp(name, "stats.json") == 0)
 			child = &fs_state.stats_json;
 		else if (strcmp(name, "metrics") == 0)
 			child = &fs_state.metrics;
 	} else if (parent->type != SF_NODE_DIR || is_virtual(parent)) {
+		put_node(parent);
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	} else if (parent_ino == FUSE_ROOT_ID && strcmp(name, STATS_DIR) == 0) {
 		child = &fs_state.stats_dir;
 	} else {
-		if (sf_store_load_dir(fs_state.store, parent, &err) != SF_OK) {
+		if (sf_store_open_dir(fs_state.store, parent, &err) != SF_OK) {
+			put_node(parent);
 			reply_error(req, &err);
 			return;
 		}
+		opened = 1;
 		child = sf_store_child(parent, name);
 	}
 	memset(&entry, 0, sizeof(entry));
 	if (!child) {
 		/* negative entries are cached too: the tree never changes */
 		entry.entry_timeout = CACHE_TIMEOUT_SECONDS;
-		fuse_reply_entry(req, &entry);
-		return;
+	} else {
+		entry.ino = child->ino;
+		entry.generation = 1;
+		entry.attr_timeout = is_virtual(child) ? 0 : CACHE_TIMEOUT_SECONDS;
+		entry.entry_timeout = CACHE_TIMEOUT_SECONDS;
+		fill_stat(child, &entry.attr);
 	}
-	entry.ino = ino_of(child);
-	entry.generation = 1;
-	entry.attr_timeout = is_virtual(child) ? 0 : CACHE_TIMEOUT_SECONDS;
-	entry.entry_timeout = CACHE_TIMEOUT_SECONDS;
-	fill_stat(child, &entry.attr);
+	if (opened)
+		sf_store_close_dir(fs_state.store, parent);
+	put_node(parent);
 	fuse_reply_entry(req, &entry);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	const sf_node *node = get_node(req, ino);
 	struct stat st;
 
 	(void)fi;
-	fill_stat(node_of(ino), &st);
-	fuse_reply_attr(req, &st, is_virtual(node_of(ino)) ? 0 : CACHE_TIMEOUT_SECONDS);
+	if (!node)
+		return;
+	fill_stat(node, &st);
+	put_node(node);
+	fuse_reply_attr(req, &st, is_virtual(node) ? 0 : CACHE_TIMEOUT_SECONDS);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	const sf_node *node = node_of(ino);
+	const sf_node *node = get_node(req, ino);
 
+	if (!node)
+		return;
 	if (node->type != SF_NODE_SYMLINK)
 		fuse_reply_err(req, EINVAL);
 	else
-		fuse_reply_readlink(req, node->target);
+		fuse_reply_readlink(req, node->target); /* copied into the reply */
+	put_node(node);
 }
 
 /* What an open file handle carries: the rendered text of a .stepfs file,
    or the offset a sequential reader will ask for next. */
 typedef struct open_file {
+	const sf_node *node;   /* pinned until release; NULL for .stepfs files */
 	char *text;
 	size_t len;
 	uint64_t next_offset;
@@ -280,7 +323,7 @@ static struct {
 	uint32_t shard[PREFETCH_RING];
 	uint64_t offset[PREFETCH_RING];
 	unsigned head, tail;
-	const sf_node *dir[PREFETCH_DIRS];
+	uint64_t dir[PREFETCH_DIRS]; /* inode numbers: a node may be dropped */
 	unsigned dir_head, dir_tail;
 } prefetcher;
 
@@ -310,7 +353,7 @@ static void prefetch_subdirs(const sf_node *dir)
 		const sf_node *child = dir->children[i];
 
 		if (sf_store_dir_pending(child)) {
-			prefetcher.dir[prefetcher.dir_head % PREFETCH_DIRS] = child;
+			prefetcher.dir[prefetcher.dir_head % PREFETCH_DIRS] = child->ino;
 			prefetcher.dir_head++;
 		}
 	}
@@ -327,15 +370,20 @@ static void *prefetch_main(void *arg)
 		uint64_t offset;
 
 		if (prefetcher.dir_head != prefetcher.dir_tail) {
-			const sf_node *dir = prefetcher.dir[prefetcher.dir_tail % PREFETCH_DIRS];
+			uint64_t ino = prefetcher.dir[prefetcher.dir_tail % PREFETCH_DIRS];
+			const sf_node *dir;
 			sf_error err = { 0 };
 
 			prefetcher.dir_tail++;
 			pthread_mutex_unlock(&prefetcher.lock);
 			/* a damaged index is reported here, once, as an open would;
 			   the open that follows answers with the remembered error */
-			if (sf_store_dir_pending(dir) && sf_store_load_dir_ahead(fs_state.store, dir, &err) != SF_OK)
-				log_error(err.message);
+			if (sf_store_get(fs_state.store, ino, &dir, &err) == SF_OK) {
+				if (sf_store_dir_pending(dir) &&
+				    sf_store_load_dir_ahead(fs_state.store, dir, &err) != SF_OK)
+					log_error(err.message);
+				sf_store_release(fs_state.store, dir);
+			}
 			pthread_mutex_lock(&prefetcher.lock);
 			continue;
 		}
@@ -420,19 +468,23 @@ static void read_ahead(const sf_node *node, uint64_t from, uint64_t to)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const sf_node *node = node_of(ino);
+	const sf_node *node;
 	open_file *of;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
+	if (!(node = get_node(req, ino)))
+		return;
 	if (node->type == SF_NODE_DIR) {
+		put_node(node);
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
 	of = calloc(1, sizeof(*of));
 	if (!of) {
+		put_node(node);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -445,6 +497,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		of->len = strlen(of->text);
 		fi->direct_io = 1; /* its size changes from one open to the next */
 	} else {
+		of->node = node; /* the pin is the handle's until release */
 		fi->keep_cache = 1;
 	}
 	fi->fh = (uint64_t)(uintptr_t)of;
@@ -460,6 +513,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	(void)ino;
 	if (of) {
+		if (of->node)
+			sf_store_release(fs_state.store, of->node);
 		free(of->text);
 		free(of);
 	}
@@ -546,8 +601,8 @@ static void reply_pool_free(void)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		    struct fuse_file_info *fi)
 {
-	const sf_node *node = node_of(ino);
 	open_file *of = (open_file *)(uintptr_t)fi->fh;
+	const sf_node *node = of ? of->node : NULL;
 	sf_error err = { 0 };
 	size_t got = 0;
 	sf_err rc;
@@ -563,11 +618,20 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 				       size < of->len - (size_t)offset ? size : of->len - (size_t)offset);
 		return;
 	}
+	(void)ino;
+	if (!node) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
 	rb = reply_take(size);
 	if (!rb) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* a pin of its own: once the reply is sent, a release on another
+	   thread may free the handle and its pin, and read-ahead below still
+	   uses the node */
+	sf_store_hold(fs_state.store, node);
 	buf = rb->data;
 	/* A reader that continues near where it stopped is streaming (the
 	   kernel's read-ahead requests may arrive out of order, hence the
@@ -588,6 +652,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		pthread_mutex_unlock(&fs_state.lock);
 		reply_give(rb);
 		reply_error(req, &err);
+		sf_store_release(fs_state.store, node);
 	} else {
 		int sequential = 0;
 		uint64_t open_files;
@@ -629,27 +694,47 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		reply_give(rb);
 		if (ahead_to > ahead_from)
 			read_ahead(node, ahead_from, ahead_to);
+		sf_store_release(fs_state.store, node);
 	}
 }
 
+/* An open folder's handle is its node, whose children stay pinned until
+   releasedir (0 for .stepfs). */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const sf_node *node = node_of(ino);
+	const sf_node *node = get_node(req, ino);
 	sf_error err = { 0 };
 
+	if (!node)
+		return;
 	if (node->type != SF_NODE_DIR) {
+		put_node(node);
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if (!is_virtual(node) && sf_store_load_dir(fs_state.store, node, &err) != SF_OK) {
-		reply_error(req, &err);
-		return;
+	fi->fh = 0;
+	if (!is_virtual(node)) {
+		if (sf_store_open_dir(fs_state.store, node, &err) != SF_OK) {
+			put_node(node);
+			reply_error(req, &err);
+			return;
+		}
+		/* the children's pin holds the folder too */
+		put_node(node);
+		fi->fh = (uint64_t)(uintptr_t)node;
+		prefetch_subdirs(node);
 	}
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
-	if (!is_virtual(node))
-		prefetch_subdirs(node);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	if (fi->fh)
+		sf_store_close_dir(fs_state.store, (const sf_node *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
 }
 
 /* Entry i of a directory listing: ".", "..", children, then .stepfs at the root. */
@@ -692,12 +777,11 @@ static const sf_node *dir_entry(const sf_node *dir, fuse_ino_t ino, size_t i, co
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 		       struct fuse_file_info *fi)
 {
-	const sf_node *dir = node_of(ino), *child;
+	const sf_node *dir = fi->fh ? (const sf_node *)(uintptr_t)fi->fh : &fs_state.stats_dir, *child;
 	char *buf = malloc(size ? size : 1);
 	size_t used = 0, i = (size_t)offset;
 	const char *name;
 
-	(void)fi;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -792,6 +876,7 @@ static const struct fuse_lowlevel_ops operations = {
 	.release = op_release,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.releasedir = op_releasedir,
 	.statfs = op_statfs,
 	.setattr = op_erofs_setattr,
 	.create = op_erofs_create,
@@ -805,7 +890,7 @@ static const struct fuse_lowlevel_ops operations = {
 typedef struct options {
 	char *store;
 	char *config_path;
-	unsigned long cache_mib;
+	unsigned long cache_mib, metadata_mib;
 	int show_help, show_version;
 } options;
 
@@ -813,6 +898,7 @@ enum { KEY_HELP, KEY_VERSION };
 
 static const struct fuse_opt option_spec[] = {
 	{ "cache_size=%lu", offsetof(options, cache_mib), 0 },
+	{ "metadata_size=%lu", offsetof(options, metadata_mib), 0 },
 	{ "config=%s", offsetof(options, config_path), 0 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -852,6 +938,8 @@ static void usage(FILE *out)
 	      "  -d                  debug output (implies -f)\n"
 	      "  -s                  one thread\n"
 	      "  -o cache_size=MIB   decompressed-frame cache (default 64)\n"
+	      "  -o metadata_size=MIB  loaded indexes kept before the least recently\n"
+	      "                      used are dropped (default 16)\n"
 	      "  -o config=FILE      read settings from FILE (see docs/CONFIG.md)\n"
 	      "  -o allow_other      let other users read the mount (needs user_allow_other\n"
 	      "                      in /etc/fuse.conf when not root)\n"
@@ -872,7 +960,7 @@ int main(int argc, char **argv)
 	sf_store_options store_options;
 	options opts;
 	sf_error err = { 0 };
-	size_t config_cache_bytes = (size_t)64 << 20;
+	size_t config_cache_bytes = (size_t)64 << 20, config_metadata_bytes = (size_t)16 << 20;
 	int rc = 1;
 
 #ifdef M_ARENA_MAX
@@ -912,6 +1000,7 @@ int main(int argc, char **argv)
 			fuse_opt_insert_arg(&args, 1, threads_option);
 		}
 		config_cache_bytes = (size_t)config.mount_cache_bytes;
+		config_metadata_bytes = (size_t)config.mount_metadata_bytes;
 		sf_config_release(&config);
 	}
 	if (fuse_parse_cmdline(&args, &cmdline) != 0 || !opts.store || !cmdline.mountpoint) {
@@ -934,6 +1023,7 @@ int main(int argc, char **argv)
 	openlog("stepfs", LOG_PID, LOG_DAEMON);
 	memset(&store_options, 0, sizeof(store_options));
 	store_options.cache_bytes = opts.cache_mib ? (size_t)opts.cache_mib << 20 : config_cache_bytes;
+	store_options.metadata_bytes = opts.metadata_mib ? (size_t)opts.metadata_mib << 20 : config_metadata_bytes;
 	fs_state.cache_bytes = store_options.cache_bytes;
 	{
 		/* the daemon changes to "/": open the store by its absolute path */

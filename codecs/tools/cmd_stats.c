@@ -53,6 +53,10 @@ static const struct {
 	{ "open_files", "open files", SHOW_COUNT },
 	{ "indexes_loaded", "indexes loaded", SHOW_COUNT },
 	{ "index_failures", "indexes that failed to load", SHOW_COUNT },
+	{ "indexes_dropped", "indexes dropped (metadata budget)", SHOW_COUNT },
+	{ "indexes_resident", "indexes loaded now", SHOW_COUNT },
+	{ "metadata_bytes", "metadata in use", SHOW_BYTES },
+	{ "metadata_budget_bytes", "metadata size", SHOW_BYTES },
 };
 
 /* 1234567 -> "1,234,567" */

@@ -46,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    again.pack_dictionary != config.pack_dictionary ||
 		    again.mount_cache_bytes != config.mount_cache_bytes ||
 		    again.mount_threads != config.mount_threads ||
+		    again.mount_metadata_bytes != config.mount_metadata_bytes ||
 		    again.gc_max_age_seconds != config.gc_max_age_seconds ||
 		    again.gc_max_bytes != config.gc_max_bytes)
 			abort();

@@ -103,6 +103,7 @@ static void test_defaults_and_precedence(void)
 	CHECK(config.pack_dictionary == SF_CONFIG_DICTIONARY_AUTO, "default dictionary auto");
 	CHECK_EQ_U64(config.mount_cache_bytes, 64ull << 20, "default cache 64M");
 	CHECK(config.mount_threads == 10, "default mount threads 10");
+	CHECK_EQ_U64(config.mount_metadata_bytes, 16ull << 20, "default metadata budget 16M");
 	CHECK(config.gc_max_age_seconds == 0 && config.gc_max_bytes == 0, "default gc limits off");
 	CHECK(strcmp(sf_config_origin_text(&config, SF_CONFIG_PACK_LEVEL, origin, sizeof(origin)), "default") == 0,
 	      "default origin");
@@ -115,7 +116,7 @@ static void test_defaults_and_precedence(void)
 			"  threads: 4\n"
 			"  long_distance: yes\n"
 			"  dictionary: never\n"
-			"mount: {cache_size: 128M, threads: 4}\n"
+			"mount: {cache_size: 128M, threads: 4, metadata_size: 3M}\n"
 			"gc:\n"
 			"  max_age: 2w\n"
 			"  max_size: \"50G\"\n",
@@ -130,6 +131,7 @@ static void test_defaults_and_precedence(void)
 	CHECK(config.pack_dictionary == SF_CONFIG_DICTIONARY_NEVER, "file sets dictionary");
 	CHECK_EQ_U64(config.mount_cache_bytes, 128ull << 20, "file sets cache size (flow mapping)");
 	CHECK(config.mount_threads == 4, "file sets mount threads");
+	CHECK_EQ_U64(config.mount_metadata_bytes, 3ull << 20, "file sets the metadata budget");
 	CHECK_EQ_U64(config.gc_max_age_seconds, 14 * 86400, "file sets max_age");
 	CHECK_EQ_U64(config.gc_max_bytes, 50ull << 30, "file sets max_size (quoted size)");
 	CHECK(strcmp(sf_config_origin_text(&config, SF_CONFIG_PACK_LEVEL, origin, sizeof(origin)),

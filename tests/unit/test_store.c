@@ -3,7 +3,8 @@
  * library API: a small tree with a batch file, odd names, an empty folder
  * and a symlink is packed, looked up, read at every offset, verified and
  * unpacked; then one shard byte is changed. Then folders of their own
- * index loaded by several threads at once.
+ * index loaded by several threads at once, and dropped and loaded again
+ * under a metadata budget.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -206,6 +207,8 @@ static void *load_all(void *arg)
 	return NULL;
 }
 
+static void dropped_indexes(const char *store_path);
+
 static void concurrent_loads(void)
 {
 	char src[128], store_path[128], rel[160], cmd[512];
@@ -213,7 +216,7 @@ static void concurrent_loads(void)
 	sf_pack_summary summary;
 	sf_error err;
 	pthread_t threads[6];
-	uint64_t loaded = 0, failed = 0;
+	sf_index_stats stats;
 	int f, b, started = 0;
 
 	snprintf(src, sizeof(src), "%s/wide", root);
@@ -250,14 +253,216 @@ static void concurrent_loads(void)
 		while (started > 0)
 			pthread_join(threads[--started], NULL);
 		CHECK_EQ_U64(loads.failures, 0, "six threads loading them at once each see every folder whole");
-		sf_store_index_stats(loads.store, &loaded, &failed);
-		if (!CHECK(loaded == sf_store_index_count(loads.store) && failed == 0,
+		sf_store_index_stats(loads.store, &stats);
+		if (!CHECK(stats.loads == sf_store_index_count(loads.store) && stats.failures == 0,
 			   "every index loaded once, none twice"))
-			printf("#   %" PRIu64 " loaded, %" PRIu64 " failed\n", loaded, failed);
+			printf("#   %" PRIu64 " loaded, %" PRIu64 " failed\n", stats.loads, stats.failures);
 	}
 	sf_store_free(loads.store);
+	dropped_indexes(store_path);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", src, store_path);
 	CHECK(system(cmd) == 0, "clean up the wide store");
+}
+
+/* ---- indexes dropped to stay within a metadata budget ---- */
+
+/* The node at path, walked with pins: the caller releases it. */
+static const sf_node *walk_pinned(sf_store *store, const char *path)
+{
+	const sf_node *node = sf_store_root(store);
+	char rel[160], *name, *save = NULL;
+	sf_error err;
+
+	snprintf(rel, sizeof(rel), "%s", path);
+	for (name = strtok_r(rel, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+		const sf_node *child = NULL;
+
+		if (sf_store_open_dir(store, node, &err) == SF_OK) {
+			child = sf_store_child(node, name);
+			if (child)
+				sf_store_hold(store, child);
+			sf_store_close_dir(store, node);
+		}
+		sf_store_release(store, node);
+		if (!child)
+			return NULL;
+		node = child;
+	}
+	return node;
+}
+
+/* 1 when file holds its own name (as the wide store's files do). */
+static int holds_own_name(sf_store *store, const sf_node *file)
+{
+	char buf[64];
+	size_t got = 0;
+
+	if (file->type != SF_NODE_FILE || file->size >= sizeof(buf) ||
+	    sf_store_read(store, file, 0, file->size, buf, &got, NULL) != SF_OK || got != file->size)
+		return 0;
+	buf[got] = '\0';
+	return strcmp(buf, file->name) == 0;
+}
+
+#define DROP_THREADS 4
+#define DROP_ROUNDS 150
+
+static struct {
+	sf_store *store;
+	uint64_t ino[BIG_FOLDERS][BIG_FILES];
+	int failures;
+	pthread_mutex_t lock;
+} drops = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Files by inode number, and some by path, while other threads make the
+   store drop and load the folders' indexes again and again. */
+static void *get_files(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg * 7919u + 1;
+	int i, bad = 0;
+
+	for (i = 0; i < DROP_ROUNDS; i++) {
+		int f = (int)(rand_r(&seed) % BIG_FOLDERS), b = (int)(rand_r(&seed) % BIG_FILES);
+		const sf_node *file = NULL;
+		char want[32];
+		sf_error err;
+
+		snprintf(want, sizeof(want), "batch_%d.json", b);
+		if (i % 4 == 3) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "source/f%d/%s", f, want);
+			file = walk_pinned(drops.store, path);
+		} else if (sf_store_get(drops.store, drops.ino[f][b], &file, &err) != SF_OK) {
+			file = NULL;
+		}
+		if (!file) {
+			bad++;
+			continue;
+		}
+		if (file->ino != drops.ino[f][b] || strcmp(file->name, want) != 0 || !holds_own_name(drops.store, file))
+			bad++;
+		sf_store_release(drops.store, file);
+	}
+	pthread_mutex_lock(&drops.lock);
+	drops.failures += bad;
+	pthread_mutex_unlock(&drops.lock);
+	return NULL;
+}
+
+static void dropped_indexes(const char *store_path)
+{
+	sf_store_options options = { 0, 1 }; /* a budget of one byte: every unpinned index goes */
+	sf_index_stats before, after;
+	const sf_node *kept, *other, *again = NULL;
+	pthread_t threads[DROP_THREADS];
+	uint64_t kept_ino = 0, bogus;
+	int f, b, started = 0, missing = 0;
+	sf_error err;
+
+	if (!CHECK(sf_store_open(&drops.store, store_path, &options, &err) == SF_OK, "open with a tiny metadata budget"))
+		return;
+	kept = walk_pinned(drops.store, "source/f0/batch_7.json");
+	if (!CHECK(kept && holds_own_name(drops.store, kept), "a file found with pins reads whole")) {
+		sf_store_free(drops.store);
+		return;
+	}
+	kept_ino = kept->ino;
+	CHECK_EQ_U64(kept_ino >> 32 != 0, 1, "its inode number names the index that made it");
+	sf_store_index_stats(drops.store, &before);
+	other = walk_pinned(drops.store, "source/f1/batch_8.json");
+	CHECK(other && holds_own_name(drops.store, other), "a file in a second folder reads whole");
+	if (other)
+		sf_store_release(drops.store, other);
+	other = walk_pinned(drops.store, "source/f2/batch_9.json");
+	if (other)
+		sf_store_release(drops.store, other);
+	sf_store_index_stats(drops.store, &after);
+	CHECK(after.drops > before.drops, "released folders' indexes are dropped over the budget");
+	CHECK(strcmp(kept->name, "batch_7.json") == 0 && holds_own_name(drops.store, kept),
+	      "a pinned node stays valid while others are dropped");
+	sf_store_release(drops.store, kept);
+	sf_store_index_stats(drops.store, &after);
+	CHECK_EQ_U64(after.resident, 3, "unpinned, the most recently used index stays, with those above it");
+	/* the root's index used last: every other goes */
+	if ((other = walk_pinned(drops.store, "source")))
+		sf_store_release(drops.store, other);
+	sf_store_index_stats(drops.store, &after);
+	CHECK_EQ_U64(after.resident, 1, "then only the root's index stays");
+
+	before = after;
+	if (CHECK(sf_store_get(drops.store, kept_ino, &again, &err) == SF_OK, "a dropped node found by inode number")) {
+		CHECK(again->ino == kept_ino && strcmp(again->name, "batch_7.json") == 0 &&
+			      holds_own_name(drops.store, again),
+		      "comes back with the same inode number, name and bytes");
+		sf_store_release(drops.store, again);
+	}
+	sf_store_index_stats(drops.store, &after);
+	CHECK(after.loads >= before.loads + 2, "its folder and the one above were loaded again");
+	bogus = ((uint64_t)sf_store_index_count(drops.store) + 5) << 32;
+	CHECK(sf_store_get(drops.store, bogus, &again, &err) == SF_ERR_NOTFOUND, "an inode of no index is not found");
+	CHECK(sf_store_get(drops.store, (kept_ino & ~(uint64_t)0xffffffff) | 0xfffffff, &again, &err) ==
+		      SF_ERR_NOTFOUND,
+	      "an inode past its index's nodes is not found");
+
+	/* every file's inode number, then threads at them */
+	for (f = 0; f < BIG_FOLDERS; f++) {
+		char path[32];
+		const sf_node *dir;
+
+		snprintf(path, sizeof(path), "source/f%d", f);
+		dir = walk_pinned(drops.store, path);
+		if (!dir || sf_store_open_dir(drops.store, dir, &err) != SF_OK) {
+			missing++;
+			if (dir)
+				sf_store_release(drops.store, dir);
+			continue;
+		}
+		for (b = 0; b < BIG_FILES; b++) {
+			char name[32];
+			const sf_node *file;
+
+			snprintf(name, sizeof(name), "batch_%d.json", b);
+			file = sf_store_child(dir, name);
+			if (file)
+				drops.ino[f][b] = file->ino;
+			else
+				missing++;
+		}
+		sf_store_close_dir(drops.store, dir);
+		sf_store_release(drops.store, dir);
+	}
+	CHECK_EQ_U64(missing, 0, "every file of the three folders listed");
+	for (; started < DROP_THREADS; started++)
+		if (pthread_create(&threads[started], NULL, get_files, (void *)(intptr_t)started) != 0)
+			break;
+	while (started > 0)
+		pthread_join(threads[--started], NULL);
+	sf_store_index_stats(drops.store, &after);
+	CHECK_EQ_U64(drops.failures, 0, "four threads find every file by inode and path while indexes come and go");
+	CHECK(after.failures == 0 && after.drops > before.drops, "with loads and drops, and no failure");
+	if ((other = walk_pinned(drops.store, "source")))
+		sf_store_release(drops.store, other);
+	sf_store_index_stats(drops.store, &after);
+	CHECK_EQ_U64(after.resident, 1, "and only the root's index stays once they are done");
+	sf_store_free(drops.store);
+
+	/* a budget that holds them all drops nothing */
+	options.metadata_bytes = (size_t)64 << 20;
+	if (CHECK(sf_store_open(&drops.store, store_path, &options, &err) == SF_OK, "open with a 64 MiB budget")) {
+		for (f = 0; f < BIG_FOLDERS; f++) {
+			char path[64];
+
+			snprintf(path, sizeof(path), "source/f%d/batch_1.json", f);
+			if ((other = walk_pinned(drops.store, path)))
+				sf_store_release(drops.store, other);
+		}
+		sf_store_index_stats(drops.store, &after);
+		CHECK(after.drops == 0 && after.resident == sf_store_index_count(drops.store) && after.bytes > 0 &&
+			      after.bytes <= after.budget_bytes,
+		      "within the budget nothing is dropped, and the bytes held are counted");
+		sf_store_free(drops.store);
+	}
 }
 
 int main(void)
