@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,18 +145,40 @@ static void chain_free_blocks(void *block)
 	}
 }
 
-/* Give a load's memory back; store->tree_lock held. */
+/* A piece going back to the store: its whole pages go back to the kernel
+   (and read as zeros when touched again), so that the daemon's memory
+   follows the indexes loaded now, not the most ever loaded at once; the
+   part pages at its ends are zeroed. */
+static void piece_release(unsigned char *p)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)p + LOAD_PIECE) & ~(page - 1);
+
+	if (end > start && madvise((void *)start, end - start, MADV_DONTNEED) == 0) {
+		memset(p, 0, start - (uintptr_t)p);
+		memset((void *)end, 0, (uintptr_t)p + LOAD_PIECE - end);
+	} else {
+		memset(p, 0, LOAD_PIECE);
+	}
+}
+
+/* Give a load's memory back; store->tree_lock held. Pieces on the free
+   list are zero but for their link. */
 static void load_memory_free(sf_store *store, void *pieces, void *blocks)
 {
 	while (pieces) {
 		void *next = *(void **)pieces;
 
+		piece_release(pieces);
 		*(void **)pieces = store->free_pieces;
 		store->free_pieces = pieces;
 		pieces = next;
 	}
 	chain_free_blocks(blocks);
 }
+
+static void drop_over_budget(sf_store *store, size_t extra);
 
 /* size bytes, zeroed and 16-aligned; NULL when out of memory. */
 static void *load_alloc(load_arena *la, size_t size)
@@ -178,10 +201,13 @@ static void *load_alloc(load_arena *la, size_t size)
 			return p + PIECE_LINK;
 		}
 		pthread_mutex_lock(&la->store->tree_lock);
+		/* room first: the indexes held and this load stay near the
+		   budget (the load is not counted until it ends) */
+		drop_over_budget(la->store, la->bytes + LOAD_PIECE);
 		p = la->store->free_pieces;
 		if (p) {
 			la->store->free_pieces = *(void **)p;
-			memset(p, 0, LOAD_PIECE);
+			memset(p, 0, PIECE_LINK);
 		} else {
 			p = sf_arena_alloc(&la->store->arena, LOAD_PIECE);
 		}
@@ -1674,13 +1700,15 @@ static void drop_index(sf_store *store, int32_t id)
 }
 
 /* Drop the least recently used unpinned indexes while the loaded ones
-   hold more than the budget; tree lock held. The most recently used index
+   (and extra bytes of a load under way) hold more than the budget; tree
+   lock held. The most recently used index
    stays even when it alone is over the budget: a reader going through
    one big folder, a file at a time, would otherwise load it again at
-   every file. */
-static void drop_over_budget(sf_store *store)
+   every file. It goes to make room for a load, which will be the most
+   recently used one. */
+static void drop_over_budget(sf_store *store, size_t extra)
 {
-	while (store->metadata_budget && store->metadata_bytes > store->metadata_budget) {
+	while (store->metadata_budget && store->metadata_bytes + extra > store->metadata_budget) {
 		int32_t victim = -1;
 		uint64_t oldest = UINT64_MAX, newest = 0;
 		uint32_t i;
@@ -1698,7 +1726,7 @@ static void drop_over_budget(sf_store *store)
 				oldest = used;
 			}
 		}
-		if (victim < 0 || oldest == newest)
+		if (victim < 0 || (oldest == newest && !extra))
 			return;
 		drop_index(store, victim);
 	}
@@ -1714,7 +1742,7 @@ static void unpin(sf_store *store, int32_t id)
 	if (store->metadata_budget &&
 	    __atomic_load_n(&store->metadata_bytes, __ATOMIC_RELAXED) > store->metadata_budget) {
 		pthread_mutex_lock(&store->tree_lock);
-		drop_over_budget(store);
+		drop_over_budget(store, 0);
 		pthread_mutex_unlock(&store->tree_lock);
 	}
 }
@@ -1864,7 +1892,7 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int pin, int a
 		store->indexes_loaded++;
 		store->resident++;
 		__atomic_store_n(&dir->loaded, 1, __ATOMIC_RELEASE);
-		drop_over_budget(store);
+		drop_over_budget(store, 0);
 	}
 	pthread_cond_broadcast(&store->tree_loaded);
 	pthread_mutex_unlock(&store->tree_lock);
