@@ -1750,27 +1750,35 @@ static void unpin(sf_store *store, int32_t id)
 /* Folders a load made that show indexes of their own: each index is
    shown by one folder only (else the tree could loop), and a folder made
    again after a drop is the same one. Tree lock held. */
-static sf_err adopt_subindexes(sf_store *store, const load_arena *arena, sf_node *dir, sf_error *err)
+static sf_err adopt_subindexes(sf_store *store, const load_arena *arena, sf_error *err)
 {
+	unsigned char *seen = NULL;
+	sf_err rc = SF_OK;
 	uint32_t i;
 
-	for (i = 0; i < arena->node_count; i++) {
+	for (i = 0; i < arena->node_count && rc == SF_OK; i++) {
 		const sf_node *n = arena->nodes[i];
-		const index_doc *sub;
+		uint32_t id;
 
 		if (n->type != SF_NODE_DIR || n->index_id < 0)
 			continue;
-		sub = &store->indexes[n->index_id];
-		if (sub->owner_ino && sub->owner_ino != n->ino) {
+		id = (uint32_t)n->index_id;
+		if (!seen && !(seen = calloc(store->index_count / 8 + 1, 1)))
+			return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		if ((seen[id / 8] & (1u << (id % 8))) ||
+		    (store->indexes[id].owner_ino && store->indexes[id].owner_ino != n->ino)) {
 			char path[SF_MAX_PATH_BYTES];
 
 			sf_store_node_path(n, path, sizeof(path));
-			return sf_error_set(err, SF_ERR_CORRUPT,
-					    "'%s/%s': folder '/%s' shows index %d, which another folder shows",
-					    store->path, store->indexes[arena->index_id].file, path, (int)n->index_id);
+			rc = sf_error_set(err, SF_ERR_CORRUPT,
+					  "'%s/%s': folder '/%s' shows index %u, which another folder shows",
+					  store->path, store->indexes[arena->index_id].file, path, id);
 		}
+		seen[id / 8] |= (unsigned char)(1u << (id % 8));
 	}
-	(void)dir;
+	free(seen);
+	if (rc != SF_OK)
+		return rc;
 	for (i = 0; i < arena->node_count; i++) {
 		sf_node *n = arena->nodes[i];
 
@@ -1858,7 +1866,7 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int pin, int a
 
 	pthread_mutex_lock(&store->tree_lock);
 	if (rc == SF_OK)
-		rc = adopt_subindexes(store, &arena, dir, err);
+		rc = adopt_subindexes(store, &arena, err);
 	if (rc != SF_OK) {
 		/* drop what was half-built; the failure is remembered */
 		free_loaded_nodes(arena.nodes, arena.node_count);

@@ -131,6 +131,27 @@ p = sys.argv[1]
 d = json.load(open(p))
 exec(sys.argv[2])
 open(p, "w").write(json.dumps(d))' "$1/store.json" "$2"; }
+# edit_index STORE ID CODE: rewrite index ID of STORE (format 2.0: JSON in a
+# zstd frame) after CODE has changed its parsed document d, and drop its
+# checksum from store.json so that what CODE did is what a reader meets.
+edit_index() { $PY -c '
+import json, subprocess, sys
+store, i, code = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+meta = json.load(open(store + "/store.json"))
+path = store + "/" + meta["indexes"][i]["file"]
+d = json.loads(subprocess.run(["zstd", "-qdc", path], check=True, capture_output=True).stdout)
+exec(code)
+open(path + ".plain", "w").write(json.dumps(d))
+subprocess.run(["zstd", "-qf", "--rm", path + ".plain", "-o", path], check=True)
+meta["indexes"][i].pop("xxh64", None)
+open(store + "/store.json", "w").write(json.dumps(meta))' "$1" "$2" "$3"; }
+# the root index's step folders name their own indexes: make the second
+# name the first one's too
+SHARE_INDEX='steps = [e for e in d["entries"] if e[0] == "d" and e[1].startswith("step_") and isinstance(e[4], int)]
+steps[1][4] = steps[0][4]'
+# a folder of the source index made to show the root index: a loop
+LOOP_INDEX="first = [e for e in d[\"entries\"] if e[0] == \"d\" and isinstance(e[4], list)][0]
+first[4] = $ROOT_INDEX"
 
 # damage_case NAME EXPECT SETUP [checkmount options]: EXPECT is "serve"
 # (the mount starts and serves what is intact) or "refuse" (stepfs exits 1
@@ -205,6 +226,12 @@ damage_case "empty source index" serve ': >"$(index_file "$D" $SOURCE_INDEX)"' -
 damage_case "truncated source index" serve 'truncate_half "$(index_file "$D" $SOURCE_INDEX)"' --index "$SOURCE_INDEX"
 damage_case "index replaced by a FIFO" serve 'rm "$(index_file "$D" $STEP_INDEX)"; mkfifo "$(index_file "$D" $STEP_INDEX)"' --index "$STEP_INDEX"
 damage_case "index without checksum, damaged" serve 'edit_store_json "$D" "del d[\"indexes\"][$STEP_INDEX][\"xxh64\"]"; truncate_by "$(index_file "$D" $STEP_INDEX)" 7' --index "$STEP_INDEX"
+if [ "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["format_version"][0])' "$MAIN/store.json")" = 2 ]; then
+	damage_case "one index shown by two step folders" refuse 'edit_index "$D" $ROOT_INDEX "$SHARE_INDEX"'
+	damage_case "a source folder showing the root index (a loop)" serve 'edit_index "$D" $SOURCE_INDEX "$LOOP_INDEX"' --index "$SOURCE_INDEX"
+else
+	not_ok "the store under test is of format 2.0"
+fi
 damage_case "damaged root index" refuse 'flip_at "$(index_file "$D" $ROOT_INDEX)" 50'
 damage_case "missing root index" refuse 'rm "$(index_file "$D" $ROOT_INDEX)"'
 damage_case "damaged store.json" refuse 'flip_at "$D/store.json" 0'
