@@ -19,7 +19,10 @@
  * nodes it made go with it: a node is then valid only while its index is
  * pinned (sf_store_get, sf_store_hold, sf_store_open_dir). A dropped index
  * loads again when one of its nodes is asked for by inode number, and its
- * nodes come back with the same inode numbers.
+ * nodes come back with the same inode numbers. The calls that take no pin
+ * (sf_store_load_dir, sf_store_child on an unpinned folder,
+ * sf_store_lookup, sf_store_verify, unpack) are for stores opened without
+ * a budget.
  *
  * Inode numbers are stable: the root is 1, and a node made by index I is
  * ((I + 1) << 32) | (its position in the order the index lists it).
@@ -137,8 +140,12 @@ int sf_store_dir_pending(const sf_node *dir);
 
 /*
  * Pins (see the top of this file). sf_store_get finds a node by inode
- * number, loading the indexes on its path that are not loaded, and pins
- * the node's index. sf_store_hold pins the index of a node the caller
+ * number, loading the indexes on its path that were dropped, and pins
+ * the node's index. It finds the nodes of indexes whose folder has been
+ * made since the store was opened (the inode numbers this open has
+ * handed out, as a mount does); an index never reached in this open is
+ * not found (SF_ERR_NOTFOUND), even though its numbers are the same from
+ * one open to the next. sf_store_hold pins the index of a node the caller
  * already holds by another pin; sf_store_release undoes either. The root
  * needs no pin (holding and releasing it do nothing).
  * sf_store_open_dir loads a held folder's children like sf_store_load_dir

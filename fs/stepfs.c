@@ -323,7 +323,7 @@ static struct {
 	uint32_t shard[PREFETCH_RING];
 	uint64_t offset[PREFETCH_RING];
 	unsigned head, tail;
-	uint64_t dir[PREFETCH_DIRS]; /* inode numbers: a node may be dropped */
+	const sf_node *dir[PREFETCH_DIRS]; /* each held (pinned) until loaded */
 	unsigned dir_head, dir_tail;
 } prefetcher;
 
@@ -341,7 +341,9 @@ static void prefetch_push(uint32_t shard, uint64_t offset)
 	pthread_mutex_unlock(&prefetcher.lock);
 }
 
-/* Queue the lazy subfolders of dir (just opened) for loading. */
+/* Queue the lazy subfolders of dir (just opened, so pinned) for loading.
+   Each is held until its turn: the index it lives in stays loaded, and a
+   load ahead never has to load its parent again first. */
 static void prefetch_subdirs(const sf_node *dir)
 {
 	uint32_t i;
@@ -353,7 +355,8 @@ static void prefetch_subdirs(const sf_node *dir)
 		const sf_node *child = dir->children[i];
 
 		if (sf_store_dir_pending(child)) {
-			prefetcher.dir[prefetcher.dir_head % PREFETCH_DIRS] = child->ino;
+			sf_store_hold(fs_state.store, child);
+			prefetcher.dir[prefetcher.dir_head % PREFETCH_DIRS] = child;
 			prefetcher.dir_head++;
 		}
 	}
@@ -370,20 +373,16 @@ static void *prefetch_main(void *arg)
 		uint64_t offset;
 
 		if (prefetcher.dir_head != prefetcher.dir_tail) {
-			uint64_t ino = prefetcher.dir[prefetcher.dir_tail % PREFETCH_DIRS];
-			const sf_node *dir;
+			const sf_node *dir = prefetcher.dir[prefetcher.dir_tail % PREFETCH_DIRS];
 			sf_error err = { 0 };
 
 			prefetcher.dir_tail++;
 			pthread_mutex_unlock(&prefetcher.lock);
 			/* a damaged index is reported here, once, as an open would;
 			   the open that follows answers with the remembered error */
-			if (sf_store_get(fs_state.store, ino, &dir, &err) == SF_OK) {
-				if (sf_store_dir_pending(dir) &&
-				    sf_store_load_dir_ahead(fs_state.store, dir, &err) != SF_OK)
-					log_error(err.message);
-				sf_store_release(fs_state.store, dir);
-			}
+			if (sf_store_dir_pending(dir) && sf_store_load_dir_ahead(fs_state.store, dir, &err) != SF_OK)
+				log_error(err.message);
+			sf_store_release(fs_state.store, dir);
 			pthread_mutex_lock(&prefetcher.lock);
 			continue;
 		}
@@ -431,6 +430,8 @@ static void prefetch_stop(void)
 	pthread_mutex_unlock(&prefetcher.lock);
 	while (prefetcher.running > 0)
 		pthread_join(prefetcher.thread[--prefetcher.running], NULL);
+	while (prefetcher.dir_tail != prefetcher.dir_head)
+		sf_store_release(fs_state.store, prefetcher.dir[prefetcher.dir_tail++ % PREFETCH_DIRS]);
 }
 
 /* The window for a reader's next sequential read (see READ_AHEAD_MIN). */
@@ -504,7 +505,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&fs_state.lock);
 	fs_state.open_files++;
 	pthread_mutex_unlock(&fs_state.lock);
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0) {
+		/* the open was interrupted: no release will come */
+		pthread_mutex_lock(&fs_state.lock);
+		fs_state.open_files--;
+		pthread_mutex_unlock(&fs_state.lock);
+		if (of->node)
+			sf_store_release(fs_state.store, of->node);
+		free(of->text);
+		free(of);
+	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -611,11 +621,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
 	char *buf;
 
 	if (of && of->text) {
-		if ((uint64_t)offset >= of->len)
-			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, of->text + offset,
-				       size < of->len - (size_t)offset ? size : of->len - (size_t)offset);
+		/* From a copy: once the kernel has the reply, the reader may
+		   close the file and a release on another thread free the
+		   text while the write that carried it is still returning. */
+		size_t n = (uint64_t)offset >= of->len ? 0
+			   : size < of->len - (size_t)offset ? size : of->len - (size_t)offset;
+
+		if (!(rb = reply_take(n))) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		memcpy(rb->data, of->text + (n ? offset : 0), n);
+		fuse_reply_buf(req, rb->data, n);
+		reply_give(rb);
 		return;
 	}
 	(void)ino;
@@ -726,7 +744,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0 && fi->fh)
+		sf_store_close_dir(fs_state.store, node); /* interrupted: no releasedir */
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # stepstore stats MNT [--json]: a mount's counters in human form and as
 # JSON, from the mount point or any folder inside it; clear errors and
-# exit codes for paths that are not in a mount and for a broken stats file.
+# exit codes for paths that are not in a mount and for a broken stats file;
+# many readers of the counters at once.
 . "$(dirname "$0")/lib.sh"
 
 store=$TMP/sample.stepfs
@@ -64,6 +65,19 @@ check "no MNT is a usage error, exit 2 (got $rc)" test "$rc" -eq 2
 "$STEPSTORE" stats "$mnt" --bogus >"$TMP/out" 2>"$TMP/err"
 rc=$?
 check "an unknown option is a usage error, exit 2 (got $rc)" test "$rc" -eq 2
+
+# Readers that open, read and close the counters at once, for a few
+# seconds: a read's reply must not use the text a release on another
+# thread frees (under AddressSanitizer, unmount below fails on a report).
+end=$((SECONDS + 6))
+readers=()
+for k in 1 2 3 4 5 6; do
+	(while [ $SECONDS -lt $end ]; do cat "$mnt/.stepfs/stats.json" "$mnt/.stepfs/metrics" >/dev/null || exit 1; done) &
+	readers+=($!)
+done
+status=0
+for job in "${readers[@]}"; do wait "$job" || status=1; done
+check "six readers of .stepfs at once for 6 s all read" test "$status" -eq 0
 
 check "unmount" unmount "$mnt"
 finish
