@@ -57,7 +57,7 @@ for s in used:
     assert 8192 <= x["bytes"] <= 112 * 1024 and x["id"] > 0 and len(x["xxh64"]) == 16, x
     assert x["probe_compressed_with"] < x["probe_compressed_without"], x
 PY
-		set -- $(dict_shards "$store" | head -1)
+		set -- $(dict_shards "$store" | sed -n 1p)
 		check "always: each dictionary is stored as one zstd frame (.dict.zst), smaller than itself, format 2.2" \
 			python3 - "$store" <<'PY'
 import json, os, sys
@@ -101,7 +101,7 @@ damaged_case() {
 	local label=$1 how=$2
 	local store=$TMP/$label.stepfs mnt=$TMP/$label.mnt
 	cp -a "$TMP/always.stepfs" "$store"
-	set -- $(dict_shards "$store" | head -1)
+	set -- $(dict_shards "$store" | sed -n 1p)
 	local dict=$2 step=$3
 	case $how in
 	flip) python3 -c 'import sys; p=sys.argv[1]; b=bytearray(open(p,"rb").read()); b[len(b)//2]^=0x10; open(p,"wb").write(b)' "$store/$dict" ;;
