@@ -57,9 +57,8 @@ typedef struct index_doc {
 	int has_xxh64;
 	int state;                /* INDEX_* */
 	sf_err error;             /* its load failed: not tried again */
-	uint64_t owner_ino;       /* the folder that shows it, once one has */
-	sf_node *owner;           /* that folder's node while its index is loaded */
-	int32_t above;            /* the index holding owner (-1: the root) */
+	uint64_t owner_ino;       /* the folder that shows it, once one has
+				     (its high half names the index above) */
 	uint32_t refs;            /* pins, plus one per loaded index below */
 	uint64_t used;            /* when last pinned or loaded (store->tick) */
 	sf_node **nodes;          /* by position (the low half of an inode number) */
@@ -1652,9 +1651,27 @@ static void pin_locked(sf_store *store, int32_t id)
 			 __ATOMIC_RELAXED);
 }
 
-/* Free what a load's nodes hold from malloc: children arrays (the nodes
-   of other indexes below are gone by then) and symlink targets. */
-static void free_loaded_nodes(sf_node **nodes, uint32_t count)
+/* The index holding the folder that shows index id: -1 for the root. */
+static int32_t index_above(const index_doc *doc)
+{
+	return (int32_t)(doc->owner_ino >> 32) - 1;
+}
+
+/* The folder that shows loaded index id; its index stays loaded while
+   id is (see refs). */
+static sf_node *index_owner(sf_store *store, int32_t id)
+{
+	int32_t above = index_above(&store->indexes[id]);
+
+	return above < 0 ? &store->root : store->indexes[above].nodes[(uint32_t)store->indexes[id].owner_ino];
+}
+
+/* Give back what one load of dir's index made: what its nodes hold from
+   malloc (children arrays, the nodes of other indexes below being gone
+   by then, and symlink targets), dir's children array, the load's pieces
+   and blocks and its node table. Tree lock held. */
+static void unload_nodes(sf_store *store, sf_node *dir, sf_node **nodes, uint32_t count, void *pieces,
+			 void *blocks)
 {
 	uint32_t i;
 
@@ -1662,30 +1679,23 @@ static void free_loaded_nodes(sf_node **nodes, uint32_t count)
 		free(nodes[i]->children);
 		free(nodes[i]->target);
 	}
+	free(dir->children);
+	dir->children = NULL;
+	dir->child_count = 0;
+	dir->child_capacity = 0;
+	load_memory_free(store, pieces, blocks);
+	free(nodes);
 }
 
 /* Drop loaded index id (refs 0, not the root's); tree lock held. */
 static void drop_index(sf_store *store, int32_t id)
 {
 	index_doc *doc = &store->indexes[id];
-	sf_node *owner = doc->owner;
-	uint32_t i;
+	sf_node *owner = index_owner(store, id);
 
-	for (i = 0; i < doc->node_count; i++) {
-		const sf_node *n = doc->nodes[i];
-
-		if (n->type == SF_NODE_DIR && n->index_id >= 0)
-			store->indexes[n->index_id].owner = NULL;
-	}
 	__atomic_store_n(&owner->loaded, 0, __ATOMIC_RELEASE);
-	free_loaded_nodes(doc->nodes, doc->node_count);
-	free(owner->children);
-	owner->children = NULL;
-	owner->child_count = 0;
-	owner->child_capacity = 0;
 	owner->lazy_children = 0;
-	load_memory_free(store, doc->pieces, doc->blocks);
-	free(doc->nodes);
+	unload_nodes(store, owner, doc->nodes, doc->node_count, doc->pieces, doc->blocks);
 	doc->nodes = NULL;
 	doc->node_count = 0;
 	doc->pieces = NULL;
@@ -1695,8 +1705,8 @@ static void drop_index(sf_store *store, int32_t id)
 	doc->bytes = 0;
 	store->drops++;
 	store->resident--;
-	if (doc->above >= 0)
-		__atomic_sub_fetch(&store->indexes[doc->above].refs, 1, __ATOMIC_RELEASE);
+	if (index_above(doc) >= 0)
+		__atomic_sub_fetch(&store->indexes[index_above(doc)].refs, 1, __ATOMIC_RELEASE);
 }
 
 /* Drop the least recently used unpinned indexes while the loaded ones
@@ -1785,7 +1795,6 @@ static sf_err adopt_subindexes(sf_store *store, const load_arena *arena, sf_erro
 		if (n->type != SF_NODE_DIR || n->index_id < 0)
 			continue;
 		store->indexes[n->index_id].owner_ino = n->ino;
-		store->indexes[n->index_id].owner = n;
 		n->load_error = store->indexes[n->index_id].error;
 	}
 	return SF_OK;
@@ -1869,13 +1878,7 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int pin, int a
 		rc = adopt_subindexes(store, &arena, err);
 	if (rc != SF_OK) {
 		/* drop what was half-built; the failure is remembered */
-		free_loaded_nodes(arena.nodes, arena.node_count);
-		free(dir->children);
-		dir->children = NULL;
-		dir->child_count = 0;
-		dir->child_capacity = 0;
-		load_memory_free(store, arena.pieces, arena.blocks);
-		free(arena.nodes);
+		unload_nodes(store, dir, arena.nodes, arena.node_count, arena.pieces, arena.blocks);
 		doc->state = INDEX_UNLOADED;
 		doc->error = rc;
 		__atomic_store_n(&dir->load_error, rc, __ATOMIC_RELAXED);
@@ -1886,11 +1889,9 @@ static sf_err load_dir(sf_store *store, const sf_node *const_dir, int pin, int a
 		doc->pieces = arena.pieces;
 		doc->blocks = arena.blocks;
 		doc->bytes = loaded_bytes(&arena, dir);
-		doc->owner = dir;
-		doc->above = node_home(dir);
 		doc->state = INDEX_LOADED;
-		if (doc->above >= 0)
-			__atomic_add_fetch(&store->indexes[doc->above].refs, 1, __ATOMIC_RELAXED);
+		if (node_home(dir) >= 0)
+			__atomic_add_fetch(&store->indexes[node_home(dir)].refs, 1, __ATOMIC_RELAXED);
 		if (pin)
 			pin_locked(store, id);
 		else
