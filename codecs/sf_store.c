@@ -1948,6 +1948,11 @@ void sf_store_release(sf_store *store, const sf_node *node)
 	unpin(store, node_home(node));
 }
 
+static sf_err no_such_node(const sf_store *store, uint64_t ino, sf_error *err)
+{
+	return sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'", ino, store->path);
+}
+
 /* Load (if need be) and pin index id, loading the indexes above it that
    were dropped, top down, each pinned until the one below holds it. */
 static sf_err pin_index(sf_store *store, int32_t id, uint64_t ino, sf_error *err)
@@ -1962,13 +1967,11 @@ static sf_err pin_index(sf_store *store, int32_t id, uint64_t ino, sf_error *err
 
 		pthread_mutex_lock(&store->tree_lock);
 		while (store->indexes[x].state != INDEX_LOADED) {
-			uint64_t o = store->indexes[x].owner_ino;
-
 			below = x;
-			x = (int32_t)(o >> 32) - 1;
-			if (!o || x < 0 || (uint32_t)x >= store->index_count || ++steps > store->index_count) {
-				rc = sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'",
-						  ino, store->path);
+			x = index_above(&store->indexes[below]);
+			if (!store->indexes[below].owner_ino || x < 0 || (uint32_t)x >= store->index_count ||
+			    ++steps > store->index_count) {
+				rc = no_such_node(store, ino, err);
 				break;
 			}
 		}
@@ -1984,8 +1987,7 @@ static sf_err pin_index(sf_store *store, int32_t id, uint64_t ino, sf_error *err
 				pin_locked(store, x);
 				owner = store->indexes[x].nodes[at];
 			} else {
-				rc = sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'",
-						  ino, store->path);
+				rc = no_such_node(store, ino, err);
 			}
 		}
 		pthread_mutex_unlock(&store->tree_lock);
@@ -2017,8 +2019,7 @@ sf_err sf_store_get(sf_store *store, uint64_t ino, const sf_node **out, sf_error
 		return SF_OK;
 	}
 	if (high == 0 || high > store->index_count)
-		return sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'", ino,
-				    store->path);
+		return no_such_node(store, ino, err);
 	id = (int32_t)(high - 1);
 	rc = pin_index(store, id, ino, err);
 	if (rc != SF_OK)
@@ -2026,8 +2027,7 @@ sf_err sf_store_get(sf_store *store, uint64_t ino, const sf_node **out, sf_error
 	doc = &store->indexes[id];
 	if ((uint32_t)ino >= doc->node_count) {
 		unpin(store, id);
-		return sf_error_set(err, SF_ERR_NOTFOUND, "inode %" PRIu64 ": no such node in '%s'", ino,
-				    store->path);
+		return no_such_node(store, ino, err);
 	}
 	*out = doc->nodes[(uint32_t)ino];
 	return SF_OK;

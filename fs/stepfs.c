@@ -467,6 +467,20 @@ static void read_ahead(const sf_node *node, uint64_t from, uint64_t to)
 	}
 }
 
+/* End an open file handle: its pin, its text, the count of open files. */
+static void close_handle(open_file *of)
+{
+	if (of) {
+		if (of->node)
+			sf_store_release(fs_state.store, of->node);
+		free(of->text);
+		free(of);
+	}
+	pthread_mutex_lock(&fs_state.lock);
+	fs_state.open_files--;
+	pthread_mutex_unlock(&fs_state.lock);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	const sf_node *node;
@@ -505,32 +519,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&fs_state.lock);
 	fs_state.open_files++;
 	pthread_mutex_unlock(&fs_state.lock);
-	if (fuse_reply_open(req, fi) != 0) {
-		/* the open was interrupted: no release will come */
-		pthread_mutex_lock(&fs_state.lock);
-		fs_state.open_files--;
-		pthread_mutex_unlock(&fs_state.lock);
-		if (of->node)
-			sf_store_release(fs_state.store, of->node);
-		free(of->text);
-		free(of);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		close_handle(of); /* the open was interrupted: no release will come */
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	open_file *of = (open_file *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	if (of) {
-		if (of->node)
-			sf_store_release(fs_state.store, of->node);
-		free(of->text);
-		free(of);
-	}
-	pthread_mutex_lock(&fs_state.lock);
-	fs_state.open_files--;
-	pthread_mutex_unlock(&fs_state.lock);
+	close_handle((open_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
