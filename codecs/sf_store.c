@@ -107,6 +107,8 @@ struct sf_store {
 	size_t metadata_bytes;    /* held by loaded indexes */
 	uint64_t tick;            /* counts pins and loads, for "least recently used" */
 	uint64_t drops, resident;
+	int scanner_only;         /* see sf_store_options */
+	uint64_t scanned;         /* see sf_index_stats */
 };
 
 /*
@@ -178,6 +180,8 @@ static void load_memory_free(sf_store *store, void *pieces, void *blocks)
 }
 
 static void drop_over_budget(sf_store *store, size_t extra);
+static void unload_nodes(sf_store *store, sf_node *dir, sf_node **nodes, uint32_t count, void *pieces,
+			 void *blocks);
 
 /* size bytes, zeroed and 16-aligned; NULL when out of memory. */
 static void *load_alloc(load_arena *la, size_t size)
@@ -525,6 +529,7 @@ sf_err sf_store_open(sf_store **out, const char *path,
 		goto fail;
 	}
 	store->metadata_budget = options ? options->metadata_bytes : 0;
+	store->scanner_only = options ? options->index_scanner_only : 0;
 	/* the root's index stays pinned: it is never dropped */
 	store->indexes[root_index].owner_ino = 1;
 	rc = sf_store_open_dir(store, &store->root, err);
@@ -724,9 +729,10 @@ static int remember_child(load_map *map, sf_node *node)
 }
 
 /* Children are sorted by name in byte order. Indexes list them in natural
-   order (batch_2 before batch_10), so most big folders need a real sort:
-   it runs on the names' first 16 bytes as two big-endian integers, and
-   compares whole names only when those are equal. */
+   order (batch_2 before batch_10): a few runs already in byte order
+   (batch_0 to batch_9, batch_10 to batch_99, ...), which a merge of runs
+   joins in a few passes. Names compare on their first 16 bytes as two
+   big-endian integers, and whole names only when those are equal. */
 typedef struct sort_key {
 	uint64_t head[2];
 	sf_node *node;
@@ -742,24 +748,39 @@ static uint64_t name_word(const char *name, size_t len, size_t at)
 	return v;
 }
 
-static int compare_keys(const void *a, const void *b)
+static inline int key_after(const sort_key *x, const sort_key *y)
 {
-	const sort_key *x = a, *y = b;
-
 	if (x->head[0] != y->head[0])
-		return x->head[0] < y->head[0] ? -1 : 1;
+		return x->head[0] > y->head[0];
 	if (x->head[1] != y->head[1])
-		return x->head[1] < y->head[1] ? -1 : 1;
-	return strcmp(x->node->name, y->node->name);
+		return x->head[1] > y->head[1];
+	return strcmp(x->node->name, y->node->name) > 0;
+}
+
+/* Merge the sorted runs from[a, b) and from[b, c) into to[a, c). */
+static void merge_runs(const sort_key *from, sort_key *to, uint32_t a, uint32_t b, uint32_t c)
+{
+	uint32_t i = a, j = b, k = a;
+
+	while (i < b && j < c)
+		to[k++] = key_after(&from[i], &from[j]) ? from[j++] : from[i++];
+	while (i < b)
+		to[k++] = from[i++];
+	while (j < c)
+		to[k++] = from[j++];
 }
 
 static int sort_children(sf_node *dir)
 {
-	uint32_t i, n = dir->child_count;
-	sort_key *keys = malloc((size_t)n * sizeof(*keys));
+	uint32_t i, n = dir->child_count, runs = 0;
+	sort_key *keys = malloc((size_t)n * 2 * sizeof(*keys)), *other = keys + n;
+	uint32_t *starts = malloc(((size_t)n + 1) * sizeof(*starts));
 
-	if (!keys)
+	if (!keys || !starts) {
+		free(keys);
+		free(starts);
 		return 0;
+	}
 	for (i = 0; i < n; i++) {
 		const char *name = dir->children[i]->name;
 		size_t len = strnlen(name, 16);
@@ -767,11 +788,31 @@ static int sort_children(sf_node *dir)
 		keys[i].head[0] = name_word(name, len, 0);
 		keys[i].head[1] = name_word(name, len, 8);
 		keys[i].node = dir->children[i];
+		if (i == 0 || key_after(&keys[i - 1], &keys[i]))
+			starts[runs++] = i;
 	}
-	qsort(keys, n, sizeof(*keys), compare_keys);
+	starts[runs] = n;
+	while (runs > 1) {
+		uint32_t r, kept = 0;
+		sort_key *swap;
+
+		for (r = 0; r < runs; r += 2) {
+			if (r + 1 < runs)
+				merge_runs(keys, other, starts[r], starts[r + 1], starts[r + 2]);
+			else
+				memcpy(other + starts[r], keys + starts[r], (starts[r + 1] - starts[r]) * sizeof(*keys));
+			starts[kept++] = starts[r];
+		}
+		starts[kept] = n;
+		runs = kept;
+		swap = keys;
+		keys = other;
+		other = swap;
+	}
 	for (i = 0; i < n; i++)
 		dir->children[i] = keys[i].node;
-	free(keys);
+	free(keys < other ? keys : other);
+	free(starts);
 	return 1;
 }
 
@@ -962,8 +1003,15 @@ static sf_node *parent_for(sf_store *store, load_map *map, sf_node *base, const 
 
 /* ---- index documents, format 2.0 ---------------------------------------- */
 
-/* One pass over the JSON text of a 2.0 index (docs/FORMAT.md) with the
-   streaming scanner: no document tree, nodes are made as entries come. */
+/* Two readers of the JSON text of a 2.0 index (docs/FORMAT.md) build the
+   same nodes as entries come, with no document tree:
+    - the direct reader walks the text in memory. It takes the index as
+      the packer writes it (any JSON white space, strings without escapes,
+      integers) and gives up, building nothing, at anything else: escapes,
+      names in hex, keys it does not know, and every fault;
+    - the streaming scanner then reads the index again. It takes all of
+      JSON and names the byte and the entry where an index goes wrong.
+   Both give entries their meaning through the same v2_set_* functions. */
 typedef struct v2_loader {
 	sf_store *store;
 	load_arena *arena;        /* where its nodes go */
@@ -972,7 +1020,6 @@ typedef struct v2_loader {
 	int32_t index_id;
 	sf_jtok tok;
 	sf_error *err;
-	const char *why;          /* what was expected at tok, when it failed */
 	size_t entry;             /* entries seen so far */
 	int64_t last_sec;         /* running time */
 	uint32_t last_nsec;
@@ -989,28 +1036,27 @@ static sf_err v2_next(v2_loader *l)
 	return sf_jscan_next(l->scan, &l->tok, l->err);
 }
 
+/* The byte is the scanner's; the direct reader's failures are not kept. */
 static sf_err v2_fail(v2_loader *l, const char *why)
 {
 	return sf_error_set(l->err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": entry %zu: %s",
 			    l->shown, l->tok.start, l->entry, why);
 }
 
-/* A JSON integer token as int64; 0 when it is not one. */
-static int v2_integer(const sf_jtok *tok, int64_t *out)
+/* A JSON integer's text as int64; 0 when it is not one that fits. */
+static int v2_parse_integer(const char *p, size_t len, int64_t *out)
 {
-	const char *p = tok->text;
+	const char *end = p + len;
 	int negative = 0;
 	uint64_t value = 0;
 
-	if (tok->type != SF_JTOK_NUMBER || !p)
-		return 0;
-	if (*p == '-') {
+	if (p < end && *p == '-') {
 		negative = 1;
 		p++;
 	}
-	if (!*p)
+	if (p == end)
 		return 0;
-	for (; *p; p++) {
+	for (; p < end; p++) {
 		if (*p < '0' || *p > '9' || value > (UINT64_C(1) << 63) / 10)
 			return 0;
 		value = value * 10 + (uint64_t)(*p - '0');
@@ -1019,6 +1065,14 @@ static int v2_integer(const sf_jtok *tok, int64_t *out)
 		return 0;
 	*out = negative ? (int64_t)(0 - value) : (int64_t)value;
 	return 1;
+}
+
+/* A number token as int64; 0 when it is not an integer that fits. */
+static int v2_integer(const sf_jtok *tok, int64_t *out)
+{
+	if (tok->type != SF_JTOK_NUMBER || !tok->text)
+		return 0;
+	return v2_parse_integer(tok->text, tok->text_len, out);
 }
 
 static void put_utf8(char *out, size_t *used, uint32_t c)
@@ -1108,9 +1162,489 @@ static int v2_unescape(const char *raw, size_t len, char *out, size_t cap, size_
 	return 1;
 }
 
+/* ---- what an entry's values mean (both readers) ---- */
+
+/* A new entry of type t (SF_NODE_*) named name in dir; *path_len gets the
+   length of its path from the index's folder. */
+static sf_err v2_set_node(v2_loader *l, sf_node *dir, uint8_t t, const char *name, size_t name_len,
+			  size_t *path_len, sf_node **out)
+{
+	sf_node *node;
+
+	if (name_len == 0 || name_len > SF_MAX_NAME_BYTES)
+		return v2_fail(l, "expected a name of 1 to 255 bytes");
+	if (memchr(name, '/', name_len) || (name_len <= 2 && name[0] == '.' && name[name_len - 1] == '.'))
+		return v2_fail(l, "a name with '/', or \".\" or \"..\"");
+	*path_len = l->path_len[l->depth] + (l->depth ? 1 : 0) + name_len;
+	if (*path_len > SF_MAX_PATH_BYTES)
+		return v2_fail(l, "a path longer than 4096 bytes");
+	node = add_child(l->arena, dir, name, name_len);
+	if (!node)
+		return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+	node->type = t;
+	if (t == SF_NODE_SYMLINK)
+		node->mode = 0777;
+	*out = node;
+	return SF_OK;
+}
+
+static sf_err v2_set_mode(v2_loader *l, sf_node *node, int64_t mode)
+{
+	if (mode < 0 || mode > 07777)
+		return v2_fail(l, "expected a mode from 0 to 07777");
+	node->mode = (uint32_t)mode;
+	return SF_OK;
+}
+
+/* null in place of a folder's time: the time of the folder above. */
+static void v2_set_time_above(sf_node *node)
+{
+	node->mtime_sec = node->parent->mtime_sec;
+	node->mtime_nsec = node->parent->mtime_nsec;
+}
+
+static sf_err v2_set_time(v2_loader *l, sf_node *node, int64_t sec, int64_t nsec)
+{
+	if (nsec < 0 || nsec >= 1000000000)
+		return v2_fail(l, "expected nanoseconds below 10^9");
+	l->last_sec = node->mtime_sec = sec;
+	l->last_nsec = node->mtime_nsec = (uint32_t)nsec;
+	return SF_OK;
+}
+
+/* A time given as a difference in nanoseconds from the entry before. */
+static sf_err v2_set_time_delta(v2_loader *l, sf_node *node, int64_t delta)
+{
+	__int128 t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
+	int64_t sec = (int64_t)(t / 1000000000), nsec = (int64_t)(t % 1000000000);
+
+	if (nsec < 0) {
+		nsec += 1000000000;
+		sec--;
+	}
+	if ((__int128)sec * 1000000000 + nsec != t)
+		return v2_fail(l, "a time out of range");
+	return v2_set_time(l, node, sec, nsec);
+}
+
+/* One segment [shard, offset difference, length, subst], the file's
+   count-th; *size adds its length. */
+static sf_err v2_set_segment(v2_loader *l, const int64_t v[4], uint32_t *count, uint64_t *size)
+{
+	sf_store *store = l->store;
+	uint64_t offset, content;
+	sf_segment *s;
+	__int128 at;
+
+	if (v[0] < 0 || v[2] < 0 || v[3] < 0)
+		return v2_fail(l, "segments are groups of 4 integers [shard, offset difference, length, subst]");
+	if ((uint64_t)v[0] >= store->shard_count)
+		return v2_fail(l, "a segment names a shard that does not exist");
+	content = store->shards[v[0]].content_bytes;
+	at = (__int128)l->cursor + v[1];
+	if (at < 0 || at > (__int128)content)
+		return v2_fail(l, "a segment reaches past the end of its shard");
+	offset = (uint64_t)at;
+	if ((uint64_t)v[2] > content - offset)
+		return v2_fail(l, "a segment reaches past the end of its shard");
+	if (v[3] > SF_SUBST_MAX)
+		return v2_fail(l, "a segment has an unknown substitution");
+	if (*count == l->seg_capacity) {
+		uint32_t cap = l->seg_capacity ? l->seg_capacity * 2 : 64;
+		sf_segment *grown = l->seg_capacity >= UINT32_MAX / 4 ? NULL : realloc(l->segs, cap * sizeof(*grown));
+
+		if (!grown)
+			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+		l->segs = grown;
+		l->seg_capacity = cap;
+	}
+	s = &l->segs[(*count)++];
+	s->shard = (uint32_t)v[0];
+	s->shard_offset = offset;
+	s->length = (uint64_t)v[2];
+	s->subst = (uint8_t)v[3];
+	*size += s->length;  /* lengths are below 2^63 each: no wrap in two */
+	if (*size > (UINT64_C(1) << 63))
+		return v2_fail(l, "a file larger than 2^63 bytes");
+	l->cursor = offset + s->length;
+	return SF_OK;
+}
+
+/* The file's segments, read into the loader's array, kept at their size. */
+static sf_err v2_set_segments(v2_loader *l, sf_node *node, uint32_t count, uint64_t size)
+{
+	if (count > 0) {
+		node->segments = alloc_segments(l->arena, count);
+		if (!node->segments)
+			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+		memcpy(node->segments, l->segs, count * sizeof(sf_segment));
+		node->segment_count = count;
+		set_segment_starts(node);
+	}
+	node->size = size;
+	return SF_OK;
+}
+
+static sf_err v2_set_xxh64(v2_loader *l, sf_node *node, const char *text, size_t len)
+{
+	char hex[17];
+
+	if (len != 16)
+		return v2_fail(l, "expected an xxh64 of 16 hex digits");
+	memcpy(hex, text, 16);
+	hex[16] = '\0';
+	if (!sf_parse_hex64(hex, &node->xxh64))
+		return v2_fail(l, "expected an xxh64 of 16 hex digits");
+	node->has_xxh64 = 1;
+	return SF_OK;
+}
+
+/* A folder whose children come from index sub, in dir. */
+static sf_err v2_set_index(v2_loader *l, sf_node *dir, sf_node *node, int64_t sub)
+{
+	if (sub < 0 || sub >= (int64_t)l->store->index_count || (int32_t)sub == l->index_id)
+		return v2_fail(l, "expected the children array or the number of another index");
+	node->index_id = (int32_t)sub;
+	dir->lazy_children = 1;
+	return SF_OK;
+}
+
+/* A folder whose children follow inline: they are read next, one level
+   down. */
+static void v2_open_folder(v2_loader *l, sf_node *node, size_t path_len)
+{
+	node->loaded = 1;
+	l->depth++;
+	l->path_len[l->depth] = path_len;
+}
+
+static sf_err v2_set_target(v2_loader *l, sf_node *node, const char *target, size_t len)
+{
+	if (len > SF_MAX_PATH_BYTES)
+		return v2_fail(l, "expected a link target of at most 4096 bytes");
+	node->size = len;
+	node->target = malloc(len + 1);
+	if (!node->target)
+		return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
+	memcpy(node->target, target, len);
+	node->target[len] = '\0';
+	return SF_OK;
+}
+
+/* ---- the direct reader ---- */
+
+/* The text is NUL-terminated (sf_index_decompress): the NUL at end stops
+   every loop below without a bounds check, as nothing takes it. */
+typedef struct v2_text {
+	const unsigned char *p, *end;
+} v2_text;
+
+static inline void text_space(v2_text *t)
+{
+	while (*t->p == ' ' || *t->p == '\n' || *t->p == '\r' || *t->p == '\t')
+		t->p++;
+}
+
+/* The next byte after white space, taken; -1 at the end. */
+static inline int text_byte(v2_text *t)
+{
+	text_space(t);
+	return t->p < t->end ? *t->p++ : -1;
+}
+
+/* 1 and c (not NUL) taken when c comes next after white space. */
+static inline int text_take(v2_text *t, unsigned char c)
+{
+	text_space(t);
+	if (*t->p == c) {
+		t->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* Length of the UTF-8 sequence at p (lead byte >= 0x80) as RFC 3629 has
+   it: no overlong forms, no surrogates, nothing past U+10FFFF; 0 when it
+   is not one. */
+static size_t text_utf8(const unsigned char *p, const unsigned char *end)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+	size_t n, i;
+
+	if (c >= 0xC2 && c <= 0xDF)
+		n = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		n = 3;
+	else if (c >= 0xF0 && c <= 0xF4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xE0)
+		lo = 0xA0;
+	else if (c == 0xED)
+		hi = 0x9F;
+	else if (c == 0xF0)
+		lo = 0x90;
+	else if (c == 0xF4)
+		hi = 0x8F;
+	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+	return n;
+}
+
+/* Bytes a string's scan stops at: '"', '\\', controls and non-ASCII. */
+static const unsigned char text_stops[256] = {
+	[0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 1,
+};
+
+/* A string with no escapes, as its raw bytes. */
+static int text_string(v2_text *t, const char **s, size_t *len)
+{
+	const unsigned char *p, *start;
+
+	if (!text_take(t, '"'))
+		return 0;
+	start = p = t->p;
+	for (;;) {
+		while (!text_stops[*p])
+			p++;
+		if (*p == '"')
+			break;
+		if (*p < 0x80 || p == t->end)
+			return 0;
+		{
+			size_t n = text_utf8(p, t->end);
+
+			if (n == 0)
+				return 0;
+			p += n;
+		}
+	}
+	if ((size_t)(p - start) > SF_JSCAN_MAX_TEXT)
+		return 0;
+	*s = (const char *)start;
+	*len = (size_t)(p - start);
+	t->p = p + 1;
+	return 1;
+}
+
+/* An integer (no fraction or exponent) that fits in int64, read as
+   v2_parse_integer reads one: 19 digits fit in a uint64_t, and 20 or
+   more never make an int64. */
+static int text_integer(v2_text *t, int64_t *out)
+{
+	const unsigned char *p;
+	uint64_t value;
+	unsigned digit, digits = 1;
+	int negative;
+
+	text_space(t);
+	p = t->p;
+	negative = *p == '-';
+	p += negative;
+	digit = (unsigned)(*p - '0');
+	if (digit > 9)
+		return 0;
+	value = digit;
+	p++;
+	if (value == 0) {
+		if ((unsigned)(*p - '0') <= 9)
+			return 0;  /* a leading zero: not JSON */
+	} else {
+		while ((digit = (unsigned)(*p - '0')) <= 9) {
+			if (++digits > 19)
+				return 0;
+			value = value * 10 + digit;
+			p++;
+		}
+	}
+	if (*p == '.' || *p == 'e' || *p == 'E')
+		return 0;
+	if (value > (negative ? UINT64_C(1) << 63 : (UINT64_C(1) << 63) - 1))
+		return 0;
+	*out = negative ? (int64_t)(0 - value) : (int64_t)value;
+	t->p = p;
+	return 1;
+}
+
+/* The time of an entry (see v2_scan_time). */
+static int text_time(v2_loader *l, v2_text *t, sf_node *node, int allow_null)
+{
+	int64_t a, b;
+
+	text_space(t);
+	if (allow_null && t->end - t->p >= 4 && memcmp(t->p, "null", 4) == 0) {
+		t->p += 4;
+		v2_set_time_above(node);
+		return 1;
+	}
+	if (text_take(t, '['))
+		return text_integer(t, &a) && text_take(t, ',') && text_integer(t, &b) && text_take(t, ']') &&
+		       v2_set_time(l, node, a, b) == SF_OK;
+	return text_integer(t, &a) && v2_set_time_delta(l, node, a) == SF_OK;
+}
+
+static int text_segments(v2_loader *l, v2_text *t, sf_node *node)
+{
+	uint32_t count = 0;
+	uint64_t size = 0;
+
+	if (!text_take(t, '['))
+		return 0;
+	if (!text_take(t, ']')) {
+		for (;;) {
+			int64_t v[4];
+			int c;
+
+			if (!text_integer(t, &v[0]) || !text_take(t, ',') || !text_integer(t, &v[1]) ||
+			    !text_take(t, ',') || !text_integer(t, &v[2]) || !text_take(t, ',') ||
+			    !text_integer(t, &v[3]) || v2_set_segment(l, v, &count, &size) != SF_OK)
+				return 0;
+			c = text_byte(t);
+			if (c == ']')
+				break;
+			if (c != ',')
+				return 0;
+		}
+	}
+	return v2_set_segments(l, node, count, size) == SF_OK;
+}
+
+/* One entry, after its '['; a folder with inline children is left open in
+   *opened, as in v2_scan_entry. */
+static int text_entry(v2_loader *l, v2_text *t, sf_node *dir, sf_node **opened)
+{
+	const char *s, *name;
+	size_t len, name_len, path_len;
+	sf_node *node;
+	int64_t v;
+	uint8_t type;
+
+	l->entry++;
+	if (!text_string(t, &s, &len) || len != 1)
+		return 0;
+	if (s[0] == SF_INDEX_FILE[0])
+		type = SF_NODE_FILE;
+	else if (s[0] == SF_INDEX_DIR[0])
+		type = SF_NODE_DIR;
+	else if (s[0] == SF_INDEX_SYMLINK[0])
+		type = SF_NODE_SYMLINK;
+	else
+		return 0;
+	if (!text_take(t, ',') || !text_string(t, &name, &name_len) ||
+	    v2_set_node(l, dir, type, name, name_len, &path_len, &node) != SF_OK || !text_take(t, ','))
+		return 0;
+	if (type == SF_NODE_FILE) {
+		if (!text_integer(t, &v) || v2_set_mode(l, node, v) != SF_OK || !text_take(t, ',') ||
+		    !text_time(l, t, node, 0) || !text_take(t, ',') || !text_segments(l, t, node))
+			return 0;
+		if (text_take(t, ',') && (!text_string(t, &s, &len) || v2_set_xxh64(l, node, s, len) != SF_OK))
+			return 0;
+	} else if (type == SF_NODE_DIR) {
+		if (!text_integer(t, &v) || v2_set_mode(l, node, v) != SF_OK || !text_take(t, ',') ||
+		    !text_time(l, t, node, 1) || !text_take(t, ','))
+			return 0;
+		if (text_take(t, '[')) {
+			v2_open_folder(l, node, path_len);
+			*opened = node;
+			return 1;
+		}
+		if (!text_integer(t, &v) || v2_set_index(l, dir, node, v) != SF_OK)
+			return 0;
+	} else {
+		if (!text_time(l, t, node, 0) || !text_take(t, ',') || !text_string(t, &s, &len) ||
+		    v2_set_target(l, node, s, len) != SF_OK)
+			return 0;
+	}
+	return text_take(t, ']');
+}
+
+/* The entries array, after its '['. */
+static int text_entries(v2_loader *l, v2_text *t, sf_node *dir)
+{
+	sf_node *current = dir;
+
+	if (text_take(t, ']'))
+		return 1;
+	for (;;) {
+		sf_node *opened = NULL;
+		int c;
+
+		if (!text_take(t, '[') || !text_entry(l, t, current, &opened))
+			return 0;
+		if (opened) {
+			current = opened;
+			if (!text_take(t, ']'))
+				continue;  /* its first child comes next */
+		} else {
+			c = text_byte(t);
+			if (c == ',')
+				continue;
+			if (c != ']')
+				return 0;
+		}
+		/* a list of children closed: so does its folder's entry */
+		for (;;) {
+			if (current == dir)
+				return 1;
+			if (!text_take(t, ']'))
+				return 0;
+			current = current->parent;
+			l->depth--;
+			c = text_byte(t);
+			if (c == ',')
+				break;
+			if (c != ']')
+				return 0;
+		}
+	}
+}
+
+/* 1 when the direct reader read the whole index. */
+static int text_index(v2_loader *l, const char *text, size_t len, sf_node *dir)
+{
+	v2_text t = { (const unsigned char *)text, (const unsigned char *)text + len };
+	int have_format = 0, have_entries = 0;
+
+	if (text[len] != '\0' || !text_take(&t, '{'))
+		return 0;
+	for (;;) {
+		const char *key, *value;
+		size_t key_len, value_len;
+		int c;
+
+		if (!text_string(&t, &key, &key_len) || !text_take(&t, ':'))
+			return 0;
+		if (key_len == 6 && memcmp(key, "format", 6) == 0 && !have_format) {
+			if (!text_string(&t, &value, &value_len) || value_len != 12 ||
+			    memcmp(value, "stepfs-index", 12) != 0)
+				return 0;
+			have_format = 1;
+		} else if (key_len == 7 && memcmp(key, "entries", 7) == 0 && !have_entries) {
+			if (!text_take(&t, '[') || !text_entries(l, &t, dir))
+				return 0;
+			have_entries = 1;
+		} else {
+			return 0;
+		}
+		c = text_byte(&t);
+		if (c == '}')
+			break;
+		if (c != ',')
+			return 0;
+	}
+	text_space(&t);
+	return t.p == t.end && have_format && have_entries;
+}
+
+/* ---- the scanner's reader ---- */
+
 /* A name or link target at the current position: a string, or ["HEX"]
    for bytes that are not UTF-8. The token after it is read. */
-static sf_err v2_bytes(v2_loader *l, char *out, size_t cap, size_t *out_len, const char *what)
+static sf_err v2_scan_bytes(v2_loader *l, char *out, size_t cap, size_t *out_len, const char *what)
 {
 	sf_err rc = v2_next(l);
 	int hex = 0;
@@ -1149,9 +1683,21 @@ static sf_err v2_bytes(v2_loader *l, char *out, size_t cap, size_t *out_len, con
 	return SF_OK;
 }
 
+/* The next token as an integer; why when it is not one. */
+static sf_err v2_scan_integer(v2_loader *l, int64_t *out, const char *why)
+{
+	sf_err rc = v2_next(l);
+
+	if (rc != SF_OK)
+		return rc;
+	if (!v2_integer(&l->tok, out))
+		return v2_fail(l, why);
+	return SF_OK;
+}
+
 /* The time of an entry: a difference from the one before, [sec, nsec],
    or (folders only, allow_null) null for the time of the folder above. */
-static sf_err v2_mtime(v2_loader *l, sf_node *node, int allow_null)
+static sf_err v2_scan_time(v2_loader *l, sf_node *node, int allow_null)
 {
 	sf_err rc = v2_next(l);
 	int64_t delta, sec, nsec;
@@ -1159,59 +1705,29 @@ static sf_err v2_mtime(v2_loader *l, sf_node *node, int allow_null)
 	if (rc != SF_OK)
 		return rc;
 	if (l->tok.type == SF_JTOK_NULL && allow_null) {
-		node->mtime_sec = node->parent->mtime_sec;
-		node->mtime_nsec = node->parent->mtime_nsec;
+		v2_set_time_above(node);
 		return SF_OK;
 	}
 	if (l->tok.type == SF_JTOK_ARRAY_BEGIN) {
-		if ((rc = v2_next(l)) != SF_OK)
+		if ((rc = v2_scan_integer(l, &sec, "expected [seconds, nanoseconds]")) != SF_OK ||
+		    (rc = v2_scan_integer(l, &nsec, "expected nanoseconds below 10^9")) != SF_OK)
 			return rc;
-		if (!v2_integer(&l->tok, &sec))
-			return v2_fail(l, "expected [seconds, nanoseconds]");
-		if ((rc = v2_next(l)) != SF_OK)
-			return rc;
-		if (!v2_integer(&l->tok, &nsec) || nsec < 0 || nsec >= 1000000000)
+		if (nsec < 0 || nsec >= 1000000000)
 			return v2_fail(l, "expected nanoseconds below 10^9");
 		if ((rc = v2_next(l)) != SF_OK)
 			return rc;
 		if (l->tok.type != SF_JTOK_ARRAY_END)
 			return v2_fail(l, "expected [seconds, nanoseconds]");
-	} else {
-		__int128 t;
-
-		if (!v2_integer(&l->tok, &delta))
-			return v2_fail(l, "expected a time difference in nanoseconds");
-		t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
-		sec = (int64_t)(t / 1000000000);
-		nsec = (int64_t)(t % 1000000000);
-		if (nsec < 0) {
-			nsec += 1000000000;
-			sec--;
-		}
-		if ((__int128)sec * 1000000000 + nsec != t)
-			return v2_fail(l, "a time out of range");
+		return v2_set_time(l, node, sec, nsec);
 	}
-	l->last_sec = node->mtime_sec = sec;
-	l->last_nsec = node->mtime_nsec = (uint32_t)nsec;
-	return SF_OK;
+	if (!v2_integer(&l->tok, &delta))
+		return v2_fail(l, "expected a time difference in nanoseconds");
+	return v2_set_time_delta(l, node, delta);
 }
 
-static sf_err v2_mode(v2_loader *l, sf_node *node)
+static sf_err v2_scan_segments(v2_loader *l, sf_node *node)
 {
-	sf_err rc = v2_next(l);
-	int64_t mode;
-
-	if (rc != SF_OK)
-		return rc;
-	if (!v2_integer(&l->tok, &mode) || mode < 0 || mode > 07777)
-		return v2_fail(l, "expected a mode from 0 to 07777");
-	node->mode = (uint32_t)mode;
-	return SF_OK;
-}
-
-static sf_err v2_segments(v2_loader *l, sf_node *node)
-{
-	sf_store *store = l->store;
+	static const char why[] = "segments are groups of 4 integers [shard, offset difference, length, subst]";
 	uint32_t count = 0;
 	uint64_t size = 0;
 	sf_err rc = v2_next(l);
@@ -1222,7 +1738,6 @@ static sf_err v2_segments(v2_loader *l, sf_node *node)
 		return v2_fail(l, "expected the segments array");
 	for (;;) {
 		int64_t v[4];
-		sf_segment *s;
 		int k;
 
 		if ((rc = v2_next(l)) != SF_OK)
@@ -1233,62 +1748,23 @@ static sf_err v2_segments(v2_loader *l, sf_node *node)
 			if (k > 0 && (rc = v2_next(l)) != SF_OK)
 				return rc;
 			if (!v2_integer(&l->tok, &v[k]) || (k != 1 && v[k] < 0))
-				return v2_fail(l, "segments are groups of 4 integers [shard, offset difference, length, subst]");
+				return v2_fail(l, why);
 		}
-		if ((uint64_t)v[0] >= store->shard_count)
-			return v2_fail(l, "a segment names a shard that does not exist");
-		{
-			__int128 at = (__int128)l->cursor + v[1];
-			uint64_t offset, content = store->shards[v[0]].content_bytes;
-
-			if (at < 0 || at > (__int128)content)
-				return v2_fail(l, "a segment reaches past the end of its shard");
-			offset = (uint64_t)at;
-			if (offset > content || (uint64_t)v[2] > content - offset)
-				return v2_fail(l, "a segment reaches past the end of its shard");
-			if (v[3] > SF_SUBST_MAX)
-				return v2_fail(l, "a segment has an unknown substitution");
-			if (count == l->seg_capacity) {
-				uint32_t cap = l->seg_capacity ? l->seg_capacity * 2 : 64;
-				sf_segment *grown = l->seg_capacity >= UINT32_MAX / 4 ? NULL
-						    : realloc(l->segs, cap * sizeof(*grown));
-
-				if (!grown)
-					return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
-				l->segs = grown;
-				l->seg_capacity = cap;
-			}
-			s = &l->segs[count++];
-			s->shard = (uint32_t)v[0];
-			s->shard_offset = offset;
-			s->length = (uint64_t)v[2];
-			s->subst = (uint8_t)v[3];
-			size += s->length;  /* lengths are below 2^63 each: no wrap in two */
-			if (size > (UINT64_C(1) << 63))
-				return v2_fail(l, "a file larger than 2^63 bytes");
-			l->cursor = offset + s->length;
-		}
+		if ((rc = v2_set_segment(l, v, &count, &size)) != SF_OK)
+			return rc;
 	}
-	if (count > 0) {
-		/* read into the loader's array, kept at its exact size */
-		node->segments = alloc_segments(l->arena, count);
-		if (!node->segments)
-			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
-		memcpy(node->segments, l->segs, count * sizeof(sf_segment));
-		node->segment_count = count;
-		set_segment_starts(node);
-	}
-	node->size = size;
-	return SF_OK;
+	return v2_set_segments(l, node, count, size);
 }
 
 /* One entry; tok is its '['. A folder with inline children leaves them
    open: *opened is set and the caller reads the children next. */
-static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
+static sf_err v2_scan_entry(v2_loader *l, sf_node *dir, sf_node **opened)
 {
-	char name[SF_MAX_PATH_BYTES + 8], type[2];
+	char name[SF_MAX_PATH_BYTES + 8];
 	size_t name_len = 0, path_len;
 	sf_node *node;
+	int64_t v;
+	uint8_t type;
 	sf_err rc;
 
 	*opened = NULL;
@@ -1298,71 +1774,45 @@ static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
 	if (l->tok.type != SF_JTOK_STRING || l->tok.text_len != 1 ||
 	    !strchr(SF_INDEX_FILE SF_INDEX_DIR SF_INDEX_SYMLINK, l->tok.text[0]))
 		return v2_fail(l, "expected a type \"f\", \"d\" or \"l\"");
-	type[0] = l->tok.text[0];
-	type[1] = '\0';
-	if ((rc = v2_bytes(l, name, sizeof(name), &name_len, "expected a name of 1 to 255 bytes")) != SF_OK)
+	type = l->tok.text[0] == SF_INDEX_FILE[0] ? SF_NODE_FILE
+	       : l->tok.text[0] == SF_INDEX_DIR[0] ? SF_NODE_DIR : SF_NODE_SYMLINK;
+	if ((rc = v2_scan_bytes(l, name, sizeof(name), &name_len, "expected a name of 1 to 255 bytes")) != SF_OK ||
+	    (rc = v2_set_node(l, dir, type, name, name_len, &path_len, &node)) != SF_OK)
 		return rc;
-	if (name_len == 0 || name_len > SF_MAX_NAME_BYTES)
-		return v2_fail(l, "expected a name of 1 to 255 bytes");
-	if (memchr(name, '/', name_len) || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return v2_fail(l, "a name with '/', or \".\" or \"..\"");
-	path_len = l->path_len[l->depth] + (l->depth ? 1 : 0) + name_len;
-	if (path_len > SF_MAX_PATH_BYTES)
-		return v2_fail(l, "a path longer than 4096 bytes");
-	node = add_child(l->arena, dir, name, name_len);
-	if (!node)
-		return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
-	if (strcmp(type, SF_INDEX_FILE) == 0) {
-		node->type = SF_NODE_FILE;
-		if ((rc = v2_mode(l, node)) != SF_OK || (rc = v2_mtime(l, node, 0)) != SF_OK ||
-		    (rc = v2_segments(l, node)) != SF_OK || (rc = v2_next(l)) != SF_OK)
+	if (type == SF_NODE_FILE) {
+		if ((rc = v2_scan_integer(l, &v, "expected a mode from 0 to 07777")) != SF_OK ||
+		    (rc = v2_set_mode(l, node, v)) != SF_OK || (rc = v2_scan_time(l, node, 0)) != SF_OK ||
+		    (rc = v2_scan_segments(l, node)) != SF_OK || (rc = v2_next(l)) != SF_OK)
 			return rc;
 		if (l->tok.type == SF_JTOK_STRING) {
-			if (!l->tok.text || l->tok.text_len != 16 || !sf_parse_hex64(l->tok.text, &node->xxh64))
+			if (!l->tok.text)
 				return v2_fail(l, "expected an xxh64 of 16 hex digits");
-			node->has_xxh64 = 1;
-			if ((rc = v2_next(l)) != SF_OK)
+			if ((rc = v2_set_xxh64(l, node, l->tok.text, l->tok.text_len)) != SF_OK ||
+			    (rc = v2_next(l)) != SF_OK)
 				return rc;
 		}
-	} else if (strcmp(type, SF_INDEX_DIR) == 0) {
-		int64_t sub;
-
-		node->type = SF_NODE_DIR;
-		if ((rc = v2_mode(l, node)) != SF_OK || (rc = v2_mtime(l, node, 1)) != SF_OK ||
+	} else if (type == SF_NODE_DIR) {
+		if ((rc = v2_scan_integer(l, &v, "expected a mode from 0 to 07777")) != SF_OK ||
+		    (rc = v2_set_mode(l, node, v)) != SF_OK || (rc = v2_scan_time(l, node, 1)) != SF_OK ||
 		    (rc = v2_next(l)) != SF_OK)
 			return rc;
 		if (l->tok.type == SF_JTOK_ARRAY_BEGIN) {
-			node->loaded = 1;
-			l->depth++;
-			l->path_len[l->depth] = path_len;
+			v2_open_folder(l, node, path_len);
 			*opened = node;
 			return SF_OK;
 		}
-		if (!v2_integer(&l->tok, &sub) || sub < 0 || sub >= (int64_t)l->store->index_count ||
-		    (int32_t)sub == l->index_id)
+		if (!v2_integer(&l->tok, &v))
 			return v2_fail(l, "expected the children array or the number of another index");
-		node->index_id = (int32_t)sub;
-		dir->lazy_children = 1;
-		if ((rc = v2_next(l)) != SF_OK)
+		if ((rc = v2_set_index(l, dir, node, v)) != SF_OK || (rc = v2_next(l)) != SF_OK)
 			return rc;
 	} else {
 		char target[SF_MAX_PATH_BYTES + 8];
 		size_t target_len = 0;
 
-		node->type = SF_NODE_SYMLINK;
-		node->mode = 0777;
-		if ((rc = v2_mtime(l, node, 0)) != SF_OK)
-			return rc;
-		if ((rc = v2_bytes(l, target, sizeof(target), &target_len,
-				   "expected a link target of at most 4096 bytes")) != SF_OK)
-			return rc;
-		if (target_len > SF_MAX_PATH_BYTES)
-			return v2_fail(l, "expected a link target of at most 4096 bytes");
-		node->size = target_len;
-		node->target = sf_strdup(target);
-		if (!node->target)
-			return sf_error_set(l->err, SF_ERR_NOMEM, "out of memory");
-		if ((rc = v2_next(l)) != SF_OK)
+		if ((rc = v2_scan_time(l, node, 0)) != SF_OK ||
+		    (rc = v2_scan_bytes(l, target, sizeof(target), &target_len,
+					"expected a link target of at most 4096 bytes")) != SF_OK ||
+		    (rc = v2_set_target(l, node, target, target_len)) != SF_OK || (rc = v2_next(l)) != SF_OK)
 			return rc;
 	}
 	if (l->tok.type != SF_JTOK_ARRAY_END)
@@ -1371,7 +1821,7 @@ static sf_err v2_entry(v2_loader *l, sf_node *dir, sf_node **opened)
 }
 
 /* The entries array; tok is its '['. Folders nest without recursion. */
-static sf_err v2_entries(v2_loader *l, sf_node *dir)
+static sf_err v2_scan_entries(v2_loader *l, sf_node *dir)
 {
 	sf_node *current = dir;
 	sf_err rc;
@@ -1395,75 +1845,119 @@ static sf_err v2_entries(v2_loader *l, sf_node *dir)
 		}
 		if (l->tok.type != SF_JTOK_ARRAY_BEGIN)
 			return v2_fail(l, "expected an entry array");
-		if ((rc = v2_entry(l, current, &opened)) != SF_OK)
+		if ((rc = v2_scan_entry(l, current, &opened)) != SF_OK)
 			return rc;
 		if (opened)
 			current = opened;
 	}
 }
 
-static sf_err load_index_v2(sf_store *store, load_arena *arena, sf_node *dir, int32_t index_id,
-			    const char *shown, const char *text, size_t len, sf_error *err)
+static sf_err v2_scan_index(v2_loader *l, const char *text, size_t len, sf_node *dir)
 {
 	/* a path of 4096 bytes has at most 2048 folders, each two levels deep */
 	sf_jscan_options options = { SF_MAX_PATH_BYTES + 16, 1, 0, 0 };
-	v2_loader l;
+	const char *shown = l->shown;
+	sf_error *err = l->err;
 	int have_format = 0, have_entries = 0;
 	sf_err rc;
 
-	memset(&l, 0, sizeof(l));
-	l.store = store;
-	l.arena = arena;
-	l.shown = shown;
-	l.index_id = index_id;
-	l.err = err;
-	l.path_len = calloc(SF_MAX_PATH_BYTES / 2 + 2, sizeof(*l.path_len));
-	if (!l.path_len)
-		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
-	rc = sf_jscan_open_mem(&l.scan, text, len, shown, &options, err);
+	rc = sf_jscan_open_mem(&l->scan, text, len, shown, &options, err);
 	if (rc == SF_OK)
-		rc = v2_next(&l);
-	if (rc == SF_OK && l.tok.type != SF_JTOK_OBJECT_BEGIN)
-		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected an object",
-				  shown, l.tok.start);
+		rc = v2_next(l);
+	if (rc == SF_OK && l->tok.type != SF_JTOK_OBJECT_BEGIN)
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected an object", shown, l->tok.start);
 	while (rc == SF_OK) {
-		if ((rc = v2_next(&l)) != SF_OK)
+		if ((rc = v2_next(l)) != SF_OK)
 			break;
-		if (l.tok.type == SF_JTOK_OBJECT_END)
+		if (l->tok.type == SF_JTOK_OBJECT_END)
 			break;
-		if (l.tok.type == SF_JTOK_KEY && l.tok.text && strcmp(l.tok.text, "format") == 0) {
-			if ((rc = v2_next(&l)) != SF_OK)
+		if (l->tok.type == SF_JTOK_KEY && l->tok.text && strcmp(l->tok.text, "format") == 0) {
+			if ((rc = v2_next(l)) != SF_OK)
 				break;
-			if (l.tok.type != SF_JTOK_STRING || !l.tok.text || strcmp(l.tok.text, "stepfs-index") != 0)
+			if (l->tok.type != SF_JTOK_STRING || !l->tok.text || strcmp(l->tok.text, "stepfs-index") != 0)
 				rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected \"stepfs-index\"",
-						  shown, l.tok.start);
+						  shown, l->tok.start);
 			have_format = 1;
-		} else if (l.tok.type == SF_JTOK_KEY && l.tok.text && strcmp(l.tok.text, "entries") == 0) {
-			if ((rc = v2_next(&l)) != SF_OK)
+		} else if (l->tok.type == SF_JTOK_KEY && l->tok.text && strcmp(l->tok.text, "entries") == 0) {
+			if ((rc = v2_next(l)) != SF_OK)
 				break;
-			if (l.tok.type != SF_JTOK_ARRAY_BEGIN)
+			if (l->tok.type != SF_JTOK_ARRAY_BEGIN)
 				rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected the entries array",
-						  shown, l.tok.start);
+						  shown, l->tok.start);
 			else
-				rc = v2_entries(&l, dir);
+				rc = v2_scan_entries(l, dir);
 			have_entries = 1;
 		} else {
 			/* keys a later minor version adds */
-			rc = sf_jscan_skip_value(l.scan, NULL, NULL, NULL, err);
+			rc = sf_jscan_skip_value(l->scan, NULL, NULL, NULL, err);
 		}
 	}
-	if (rc == SF_OK && (rc = v2_next(&l)) == SF_OK && l.tok.type != SF_JTOK_EOF)
-		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected the end", shown, l.tok.start);
+	if (rc == SF_OK && (rc = v2_next(l)) == SF_OK && l->tok.type != SF_JTOK_EOF)
+		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': byte %" PRIu64 ": expected the end", shown, l->tok.start);
 	if (rc == SF_OK && (!have_format || !have_entries))
 		rc = sf_error_set(err, SF_ERR_CORRUPT, "'%s': expected \"format\" and \"entries\"", shown);
+	sf_jscan_free(l->scan);
+	l->scan = NULL;
+	return rc;
+}
+
+/* Forget what a reader that gave up built in dir (nothing else is there
+   yet): its memory goes back as for a failed load. */
+static void v2_forget(sf_store *store, load_arena *arena, sf_node *dir, uint8_t lazy_children)
+{
+	pthread_mutex_lock(&store->tree_lock);
+	unload_nodes(store, dir, arena->nodes, arena->node_count, arena->pieces, arena->blocks);
+	pthread_mutex_unlock(&store->tree_lock);
+	arena->next = NULL;
+	arena->left = 0;
+	arena->pieces = arena->blocks = NULL;
+	arena->bytes = 0;
+	arena->nodes = NULL;
+	arena->node_count = arena->node_capacity = 0;
+	dir->lazy_children = lazy_children;
+}
+
+static void v2_loader_init(v2_loader *l, sf_store *store, load_arena *arena, int32_t index_id, const char *shown,
+			   size_t *path_len, sf_error *err)
+{
+	memset(l, 0, sizeof(*l));
+	l->store = store;
+	l->arena = arena;
+	l->shown = shown;
+	l->index_id = index_id;
+	l->err = err;
+	l->path_len = path_len;
+	path_len[0] = 0;
+}
+
+static sf_err load_index_v2(sf_store *store, load_arena *arena, sf_node *dir, int32_t index_id,
+			    const char *shown, const char *text, size_t len, sf_error *err)
+{
+	size_t *path_len = calloc(SF_MAX_PATH_BYTES / 2 + 2, sizeof(*path_len));
+	uint8_t lazy_children = dir->lazy_children;
+	v2_loader l;
+	sf_err rc;
+
+	if (!path_len)
+		return sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+	v2_loader_init(&l, store, arena, index_id, shown, path_len, err);
+	if (!store->scanner_only && text_index(&l, text, len, dir)) {
+		free(l.segs);
+		free(path_len);
+		return SF_OK;
+	}
+	free(l.segs);
+	v2_forget(store, arena, dir, lazy_children);
+	__atomic_add_fetch(&store->scanned, 1, __ATOMIC_RELAXED);
+	v2_loader_init(&l, store, arena, index_id, shown, path_len, err);
+	rc = v2_scan_index(&l, text, len, dir);
 	if (rc != SF_OK && rc != SF_ERR_NOMEM && rc != SF_ERR_LIMIT) {
 		rc = SF_ERR_CORRUPT;  /* a damaged index, as for 1.0 */
 		if (err)
 			err->code = rc;
 	}
-	sf_jscan_free(l.scan);
-	free(l.path_len);
 	free(l.segs);
+	free(path_len);
 	return rc;
 }
 
@@ -2591,6 +3085,7 @@ void sf_store_index_stats(sf_store *store, sf_index_stats *stats)
 	stats->resident = store->resident;
 	stats->bytes = store->metadata_bytes;
 	stats->budget_bytes = store->metadata_budget;
+	stats->scanned = __atomic_load_n(&store->scanned, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&store->tree_lock);
 }
 

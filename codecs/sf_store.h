@@ -85,6 +85,9 @@ typedef struct sf_store sf_store;
 typedef struct sf_store_options {
 	size_t cache_bytes;         /* decompressed-frame cache budget; 0: default 64 MiB */
 	size_t metadata_bytes;      /* loaded-index budget; 0: indexes are never dropped */
+	int index_scanner_only;     /* read 2.0 indexes with the streaming scanner
+				       alone, not the direct reader first (tests
+				       compare the two) */
 } sf_store_options;
 
 typedef struct sf_index_stats {
@@ -94,6 +97,9 @@ typedef struct sf_index_stats {
 	uint64_t resident;          /* indexes loaded now */
 	uint64_t bytes;             /* memory their nodes hold now */
 	uint64_t budget_bytes;      /* 0: none */
+	uint64_t scanned;           /* 2.0 index reads the direct reader left to the
+				       streaming scanner (escapes, hex names, new
+				       keys, damage); 0 for what the packer writes */
 } sf_index_stats;
 
 typedef struct sf_shard_info {

@@ -2,8 +2,12 @@
  * Fuzz target: 2.0 index documents. The input (after its first byte) is
  * the JSON text of the root index of a tiny 2.0 store; it is compressed
  * into index/00000.json.zst, or written as it is when the first byte is
- * odd (the zstd frame itself is then the input). The store is opened, its
- * whole tree walked and every file read. Nothing may crash or leak.
+ * odd (the zstd frame itself is then the input). The store is opened
+ * twice: once as stepfs opens it (the direct reader, with the streaming
+ * scanner where it gives up) and once with the scanner alone. Both trees
+ * are walked side by side and every file read: every node and every load
+ * error must be the same in both (the process aborts on a difference),
+ * and nothing may crash or leak.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -54,29 +58,67 @@ static void write_compressed(const char *name, const void *data, size_t size)
 	free(buf);
 }
 
-static void walk(sf_store *store, const sf_node *node, int depth)
+static int same_text(const char *x, const char *y)
 {
-	sf_error err;
+	return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+static int same_node(const sf_node *x, const sf_node *y)
+{
+	uint32_t i;
+
+	if (strcmp(x->name, y->name) != 0 || x->type != y->type || x->mode != y->mode || x->ino != y->ino ||
+	    x->mtime_sec != y->mtime_sec || x->mtime_nsec != y->mtime_nsec || x->size != y->size ||
+	    x->has_xxh64 != y->has_xxh64 || (x->has_xxh64 && x->xxh64 != y->xxh64) || x->index_id != y->index_id ||
+	    x->segment_count != y->segment_count || !same_text(x->target, y->target))
+		return 0;
+	for (i = 0; i < x->segment_count; i++) {
+		const sf_segment *s = &x->segments[i], *t = &y->segments[i];
+
+		if (s->shard != t->shard || s->shard_offset != t->shard_offset || s->length != t->length ||
+		    s->subst != t->subst)
+			return 0;
+	}
+	return 1;
+}
+
+/* Walk x in store a and y in store b together. */
+static void walk(sf_store *a, const sf_node *x, sf_store *b, const sf_node *y, int depth)
+{
+	sf_error ea, eb;
+	sf_err ra, rb;
 	uint32_t i;
 	char buf[64];
 	size_t got;
 
+	if (!same_node(x, y))
+		abort();
 	if (depth > 64)
 		return;
-	if (node->type == SF_NODE_FILE) {
-		sf_store_read(store, node, 0, sizeof(buf), buf, &got, &err);
+	if (x->type == SF_NODE_FILE) {
+		sf_store_read(a, x, 0, sizeof(buf), buf, &got, &ea);
 		return;
 	}
-	if (node->type != SF_NODE_DIR || sf_store_load_dir(store, node, &err) != SF_OK)
+	if (x->type != SF_NODE_DIR)
 		return;
-	for (i = 0; i < node->child_count; i++)
-		walk(store, node->children[i], depth + 1);
+	ra = sf_store_load_dir(a, x, &ea);
+	rb = sf_store_load_dir(b, y, &eb);
+	if (ra != rb || (ra != SF_OK && strcmp(ea.message, eb.message) != 0))
+		abort();
+	if (ra != SF_OK)
+		return;
+	if (x->child_count != y->child_count || x->loaded != y->loaded || x->lazy_children != y->lazy_children)
+		abort();
+	for (i = 0; i < x->child_count; i++)
+		walk(a, x->children[i], b, y->children[i], depth + 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	sf_store *store = NULL;
-	sf_error err;
+	sf_store_options scanner_only = { 0, 0, 1 };
+	sf_store *store = NULL, *scanned = NULL;
+	sf_error err, err_scanned;
+	sf_err rc, rc_scanned;
 	char sub[128];
 
 	if (!dir[0]) {
@@ -96,9 +138,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		write_file("index/00000.json.zst", data + 1, size - 1);
 	else
 		write_compressed("index/00000.json.zst", data + 1, size - 1);
-	if (sf_store_open(&store, dir, NULL, &err) == SF_OK) {
-		walk(store, sf_store_root(store), 0);
+	rc = sf_store_open(&store, dir, NULL, &err);
+	rc_scanned = sf_store_open(&scanned, dir, &scanner_only, &err_scanned);
+	if (rc != rc_scanned || (rc != SF_OK && strcmp(err.message, err_scanned.message) != 0))
+		abort();
+	if (rc == SF_OK) {
+		walk(store, sf_store_root(store), scanned, sf_store_root(scanned), 0);
 		sf_store_free(store);
+		sf_store_free(scanned);
 	}
 	return 0;
 }

@@ -4,7 +4,9 @@
  * and a symlink is packed, looked up, read at every offset, verified and
  * unpacked; then one shard byte is changed. Then folders of their own
  * index loaded by several threads at once, and dropped and loaded again
- * under a metadata budget.
+ * under a metadata budget. Every packed store is also read with the
+ * streaming scanner alone, which must give the same tree as the direct
+ * reader does.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -64,6 +66,59 @@ static void count_problem(void *context, const char *message)
 {
 	(void)message;
 	(*(int *)context)++;
+}
+
+/* The number of nodes that differ between dir in store a and y in b,
+   loading folders as they come; a load that fails counts. */
+static unsigned tree_differences(sf_store *a, const sf_node *x, sf_store *b, const sf_node *y)
+{
+	unsigned bad = 0;
+	uint32_t i;
+
+	if (strcmp(x->name, y->name) != 0 || x->type != y->type || x->mode != y->mode || x->ino != y->ino ||
+	    x->mtime_sec != y->mtime_sec || x->mtime_nsec != y->mtime_nsec || x->size != y->size ||
+	    x->has_xxh64 != y->has_xxh64 || x->xxh64 != y->xxh64 || x->segment_count != y->segment_count ||
+	    (x->target && (!y->target || strcmp(x->target, y->target) != 0)) || (!x->target && y->target))
+		return 1;
+	for (i = 0; i < x->segment_count; i++)
+		if (x->segments[i].shard != y->segments[i].shard ||
+		    x->segments[i].shard_offset != y->segments[i].shard_offset ||
+		    x->segments[i].length != y->segments[i].length || x->segments[i].subst != y->segments[i].subst)
+			return 1;
+	if (x->type != SF_NODE_DIR)
+		return 0;
+	if (sf_store_load_dir(a, x, NULL) != SF_OK || sf_store_load_dir(b, y, NULL) != SF_OK ||
+	    x->child_count != y->child_count)
+		return 1;
+	for (i = 0; i < x->child_count; i++)
+		bad += tree_differences(a, x->children[i], b, y->children[i]);
+	return bad;
+}
+
+/* Open the store at path with each reader of indexes and compare the
+   trees; *scanned gets how many index reads the direct reader left to the
+   scanner. 1 when the trees are the same. */
+static int same_with_scanner(const char *path, uint64_t *scanned)
+{
+	sf_store_options scanner_only = { 0, 0, 1 };
+	sf_store *direct = NULL, *scanning = NULL;
+	sf_index_stats stats;
+	unsigned bad = 1;
+
+	if (sf_store_open(&direct, path, NULL, NULL) == SF_OK &&
+	    sf_store_open(&scanning, path, &scanner_only, NULL) == SF_OK) {
+		bad = tree_differences(direct, sf_store_root(direct), scanning, sf_store_root(scanning));
+		sf_store_index_stats(direct, &stats);
+		*scanned = stats.scanned;
+		sf_store_index_stats(scanning, &stats);
+		if (stats.scanned != stats.loads)
+			bad++;
+	}
+	sf_store_free(direct);
+	sf_store_free(scanning);
+	if (bad)
+		printf("#   %u nodes differ\n", bad);
+	return bad == 0;
 }
 
 /* A step of 40 batches: its rows.jsonl has more segments than a short
@@ -157,6 +212,12 @@ static void many_batches(void)
 	}
 	sf_store_free(store);
 	free(expected);
+	{
+		uint64_t scanned = 1;
+
+		CHECK(same_with_scanner(store_path, &scanned), "40-batch store: the scanner reads the same tree");
+		CHECK_EQ_U64(scanned, 0, "40-batch store: the direct reader reads every index itself");
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", src, store_path);
 	CHECK(system(cmd) == 0, "clean up the 40-batch store");
 }
@@ -259,6 +320,12 @@ static void concurrent_loads(void)
 			printf("#   %" PRIu64 " loaded, %" PRIu64 " failed\n", stats.loads, stats.failures);
 	}
 	sf_store_free(loads.store);
+	{
+		uint64_t scanned = 1;
+
+		CHECK(same_with_scanner(store_path, &scanned), "three big folders: the scanner reads the same tree");
+		CHECK_EQ_U64(scanned, 0, "three big folders: the direct reader reads every index itself");
+	}
 	dropped_indexes(store_path);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", src, store_path);
 	CHECK(system(cmd) == 0, "clean up the wide store");
@@ -352,7 +419,7 @@ static void *get_files(void *arg)
 
 static void dropped_indexes(const char *store_path)
 {
-	sf_store_options options = { 0, 1 }; /* a budget of one byte: every unpinned index goes */
+	sf_store_options options = { 0, 1, 0 }; /* a budget of one byte: every unpinned index goes */
 	sf_index_stats before, after;
 	const sf_node *kept, *other, *again = NULL;
 	pthread_t threads[DROP_THREADS];
@@ -550,6 +617,13 @@ int main(void)
 	CHECK(sf_store_verify(store, count_problem, &problems) == 0 && problems == 0, "verify passes");
 	CHECK(sf_unpack(store, out, &err) == SF_OK, "unpack");
 	sf_store_free(store);
+	{
+		uint64_t scanned = 0;
+
+		/* the packer escapes the newline in a name: the scanner reads that index */
+		CHECK(same_with_scanner(store_path, &scanned), "the scanner reads the same tree");
+		CHECK(scanned >= 1, "an index with an escaped name is left to the scanner");
+	}
 	snprintf(cmd, sizeof(cmd), "diff -r '%s' '%s'", src, out);
 	CHECK(system(cmd) == 0, "unpack is diff -r clean");
 
