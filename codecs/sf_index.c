@@ -285,12 +285,19 @@ static void tb_char(text_buf *b, char c)
 		b->data[b->len++] = c;
 }
 
+/* value in decimal, as "%lld" writes it (the packer writes millions). */
 static void tb_int(text_buf *b, long long value)
 {
-	char digits[24];
-	int n = snprintf(digits, sizeof(digits), "%lld", value);
+	char digits[24], *p = digits + sizeof(digits);
+	unsigned long long v = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
 
-	tb_put(b, digits, (size_t)n);
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (value < 0)
+		*--p = '-';
+	tb_put(b, p, (size_t)(digits + sizeof(digits) - p));
 }
 
 /* A JSON string of valid UTF-8: '"', '\\' and control bytes escaped. */

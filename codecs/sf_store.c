@@ -770,17 +770,25 @@ static void merge_runs(const sort_key *from, sort_key *to, uint32_t a, uint32_t 
 		to[k++] = from[j++];
 }
 
-static int sort_children(sf_node *dir)
+/* Sort dir's children; 0 when two share a name (in *duplicate) or memory
+   ran out (*duplicate NULL). */
+static int sort_children(sf_node *dir, const sf_node **duplicate)
 {
 	uint32_t i, n = dir->child_count, runs = 0;
-	sort_key *keys = malloc((size_t)n * 2 * sizeof(*keys)), *other = keys + n;
-	uint32_t *starts = malloc(((size_t)n + 1) * sizeof(*starts));
+	sort_key *keys, *other;
+	uint32_t *starts;
 
+	if (n < 2)
+		return 1;
+	keys = malloc((size_t)n * 2 * sizeof(*keys));
+	starts = malloc(((size_t)n + 1) * sizeof(*starts));
 	if (!keys || !starts) {
 		free(keys);
 		free(starts);
+		*duplicate = NULL;
 		return 0;
 	}
+	other = keys + n;
 	for (i = 0; i < n; i++) {
 		const char *name = dir->children[i]->name;
 		size_t len = strnlen(name, 16);
@@ -809,11 +817,16 @@ static int sort_children(sf_node *dir)
 		keys = other;
 		other = swap;
 	}
-	for (i = 0; i < n; i++)
+	*duplicate = NULL;
+	for (i = 0; i < n; i++) {
 		dir->children[i] = keys[i].node;
+		if (i > 0 && !*duplicate && keys[i].head[0] == keys[i - 1].head[0] &&
+		    keys[i].head[1] == keys[i - 1].head[1] && strcmp(keys[i].node->name, keys[i - 1].node->name) == 0)
+			*duplicate = keys[i].node;
+	}
 	free(keys < other ? keys : other);
 	free(starts);
-	return 1;
+	return *duplicate == NULL;
 }
 
 /* Sort every folder of a load; 0 when two entries share a name (in
@@ -822,23 +835,12 @@ static int sort_tree(sf_node *dir, const sf_node **duplicate)
 {
 	uint32_t i;
 
-	/* a folder already in order needs no sort */
-	for (i = 1; i < dir->child_count; i++)
-		if (strcmp(dir->children[i - 1]->name, dir->children[i]->name) >= 0)
-			break;
-	if (i < dir->child_count && !sort_children(dir)) {
-		*duplicate = NULL;
+	if (!sort_children(dir, duplicate))
 		return 0;
-	}
-	for (i = 0; i < dir->child_count; i++) {
-		if (i > 0 && strcmp(dir->children[i - 1]->name, dir->children[i]->name) == 0) {
-			*duplicate = dir->children[i];
-			return 0;
-		}
+	for (i = 0; i < dir->child_count; i++)
 		if (dir->children[i]->type == SF_NODE_DIR && dir->children[i]->index_id < 0 &&
 		    !sort_tree(dir->children[i], duplicate))
 			return 0;
-	}
 	return 1;
 }
 

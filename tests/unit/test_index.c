@@ -2,8 +2,11 @@
  * test_index.c - the one-frame zstd wrapper of stored indexes and 2.2
  * dictionaries: a round trip, the size limit (checked against the frame's
  * stated size before anything is allocated), and frames refused for
- * stating no size or for bytes after them.
+ * stating no size or for bytes after them. Then the encoder's integers
+ * at their extremes, against what printf writes.
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -11,6 +14,44 @@
 #include "check.h"
 #include "sf_arena.h"
 #include "sf_index.h"
+
+/* Entries whose times and segments take the integers' extremes: the
+   text must hold each as "%lld" writes it. */
+static void extreme_integers(void)
+{
+	static const int64_t secs[] = { 0, -1, 9, 10, -10, 1795893840, INT64_MAX / 1000000000,
+					INT64_MIN / 1000000000 };
+	sf_segment seg[2] = { { UINT64_C(9223372036854775806), 1, 7, 0 }, { 0, 0, 0, 0 } };
+	sf_index_entry entries[8];
+	char *text = NULL, want[64];
+	size_t len = 0, i;
+	int all = 1;
+
+	memset(entries, 0, sizeof(entries));
+	for (i = 0; i < 8; i++) {
+		static const char *names[] = { "a", "b", "c", "d", "e", "f", "g", "h" };
+
+		entries[i].path = names[i];
+		entries[i].type = SF_NODE_FILE;
+		entries[i].mtime_sec = secs[i];
+		entries[i].mtime_nsec = i == 7 ? 999999999 : 0;
+		entries[i].segments = i == 0 ? seg : NULL;
+		entries[i].segment_count = i == 0 ? 2 : 0;
+	}
+	if (!CHECK(sf_index_encode_entries(entries, 8, 0, &text, &len, NULL) == SF_OK, "encode extreme integers"))
+		return;
+	/* shard 7: the first segment's offset difference, then the way back to 0 */
+	snprintf(want, sizeof(want), "[7,%lld,1,0,0,%lld,0,0]", 9223372036854775806LL, -9223372036854775807LL);
+	all = strstr(text, want) != NULL;
+	CHECK(all, "offsets of 2^63 - 2 and back written in decimal");
+	all = all && strstr(text, "[\"f\",\"b\",420,-1000000000,[]]") && strstr(text, "420,10000000000,") &&
+	      strstr(text, "420,-20000000000,") && strstr(text, "420,1795893850000000000,") &&
+	      strstr(text, "[9223372036,0]") && strstr(text, "[-9223372036,999999999]");
+	CHECK(all, "time differences, negative and large, and times in [seconds, nanoseconds]");
+	if (!all)
+		printf("#   %s\n", text);
+	free(text);
+}
 
 int main(void)
 {
@@ -67,5 +108,6 @@ int main(void)
 	sf_arena_free(&scratch);
 	free(frame);
 	free(big);
+	extreme_integers();
 	return check_done();
 }
