@@ -1217,9 +1217,24 @@ static sf_err v2_set_time(v2_loader *l, sf_node *node, int64_t sec, int64_t nsec
 /* A time given as a difference in nanoseconds from the entry before. */
 static sf_err v2_set_time_delta(v2_loader *l, sf_node *node, int64_t delta)
 {
-	__int128 t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
-	int64_t sec = (int64_t)(t / 1000000000), nsec = (int64_t)(t % 1000000000);
+	int64_t ns, sec, nsec;
+	__int128 t;
 
+	/* the common case in 64 bits: the seconds move by delta / 10^9 */
+	if (!__builtin_add_overflow(delta, (int64_t)l->last_nsec, &ns)) {
+		sec = ns / 1000000000;
+		nsec = ns % 1000000000;
+		if (nsec < 0) {
+			nsec += 1000000000;
+			sec--;
+		}
+		if (!__builtin_add_overflow(sec, l->last_sec, &sec) && sec <= INT64_MAX / 1000000000 - 1 &&
+		    sec >= INT64_MIN / 1000000000 + 1)
+			return v2_set_time(l, node, sec, nsec);
+	}
+	t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
+	sec = (int64_t)(t / 1000000000);
+	nsec = (int64_t)(t % 1000000000);
 	if (nsec < 0) {
 		nsec += 1000000000;
 		sec--;
@@ -1341,9 +1356,12 @@ typedef struct v2_text {
 	const unsigned char *p, *end;
 } v2_text;
 
+/* JSON white space: space, tab, line feed, carriage return. */
+static const unsigned char text_blank[256] = { [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1 };
+
 static inline void text_space(v2_text *t)
 {
-	while (*t->p == ' ' || *t->p == '\n' || *t->p == '\r' || *t->p == '\t')
+	while (text_blank[*t->p])
 		t->p++;
 }
 
@@ -1436,7 +1454,7 @@ static int text_string(v2_text *t, const char **s, size_t *len)
 /* An integer (no fraction or exponent) that fits in int64, read as
    v2_parse_integer reads one: 19 digits fit in a uint64_t, and 20 or
    more never make an int64. */
-static int text_integer(v2_text *t, int64_t *out)
+static inline int text_integer(v2_text *t, int64_t *out)
 {
 	const unsigned char *p;
 	uint64_t value;
