@@ -1154,6 +1154,14 @@ int sf_jscan_at_container_end(sf_jscan *scan)
 	}
 }
 
+int sf_jscan_input_end(const sf_jscan *scan, uint64_t *length)
+{
+	if (!scan->eof || scan->failed)
+		return 0;
+	*length = scan->base + scan->len;
+	return 1;
+}
+
 uint64_t sf_jscan_offset(const sf_jscan *scan)
 {
 	return scan->base + scan->pos;

@@ -132,6 +132,12 @@ sf_err sf_jscan_skip_value(sf_jscan *scan, uint64_t *start, uint64_t *end,
  */
 int sf_jscan_at_container_end(sf_jscan *scan);
 
+/* 1 when the scanner has met the end of its input (a read returned 0, or
+   the end of its memory) without a read error; *length then gets the
+   input's length. A packer that scanned a file to its end needs no
+   second look for bytes past it. */
+int sf_jscan_input_end(const sf_jscan *scan, uint64_t *length);
+
 /* Offset of the next unread byte (for progress reporting). */
 uint64_t sf_jscan_offset(const sf_jscan *scan);
 

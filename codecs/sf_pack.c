@@ -658,9 +658,13 @@ static sf_err open_source(packer *p, src_entry *entry, src_reader *reader, char 
 
 static sf_err finish_source(packer *p, src_entry *entry, src_reader *reader, sf_error *err)
 {
+	uint64_t scanned_to;
 	char extra;
 
-	if (pread(reader->fd, &extra, 1, (off_t)reader->pos) > 0)
+	/* a scanner that met the end of the file right here has looked
+	   already: one read less per batch file */
+	if (!(reader->scan && sf_jscan_input_end(reader->scan, &scanned_to) && scanned_to == reader->pos) &&
+	    pread(reader->fd, &extra, 1, (off_t)reader->pos) > 0)
 		return sf_error_set(err, SF_ERR_IO, "'%s': file grew while being packed (past byte %" PRIu64 ")",
 				    reader->path, reader->pos);
 	entry->xxh64 = sf_xxh64_digest(&reader->hash);

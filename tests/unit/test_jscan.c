@@ -800,6 +800,38 @@ static void test_read_error(void)
 	close(fd);
 }
 
+/* sf_jscan_input_end: the end of a file's input once a read met it, the
+   end of memory at once, never after a read error. */
+static void test_input_end(void)
+{
+	char path[] = "/tmp/sf_jscan_end_XXXXXX";
+	int fd = mkstemp(path), dir = open("/", O_RDONLY | O_DIRECTORY);
+	sf_jscan *scan = NULL;
+	uint64_t length = 0;
+	sf_jtok tok;
+
+	if (!CHECK(fd >= 0 && write(fd, "[1, 2] ", 7) == 7 && lseek(fd, 0, SEEK_SET) == 0, "a 7-byte file"))
+		return;
+	sf_jscan_open_fd(&scan, fd, "t", NULL, NULL);
+	CHECK(!sf_jscan_input_end(scan, &length), "no end before anything is read");
+	while (sf_jscan_next(scan, &tok, NULL) == SF_OK && tok.type != SF_JTOK_EOF)
+		;
+	CHECK(sf_jscan_input_end(scan, &length) && length == 7, "the file's end once scanned to it, at byte 7");
+	sf_jscan_free(scan);
+	scan = NULL;
+	sf_jscan_open_mem(&scan, "[]", 2, "m", NULL, NULL);
+	CHECK(sf_jscan_input_end(scan, &length) && length == 2, "memory: its end at once");
+	sf_jscan_free(scan);
+	scan = NULL;
+	sf_jscan_open_fd(&scan, dir, "dir", NULL, NULL);
+	sf_jscan_next(scan, &tok, NULL);
+	CHECK(!sf_jscan_input_end(scan, &length), "no end after a read error");
+	sf_jscan_free(scan);
+	close(dir);
+	close(fd);
+	unlink(path);
+}
+
 static void test_windows(void)
 {
 	sf_jscan_options o = opts(1, 1, 0, 0);
@@ -1007,6 +1039,7 @@ int main(void)
 	test_windows();
 	test_huge_string();
 	test_read_error();
+	test_input_end();
 	test_options();
 	return check_done();
 }
