@@ -282,12 +282,69 @@ static sf_err add_entry(packer *p, const char *rel, const struct stat *st, sf_er
 	return SF_OK;
 }
 
+/* What walk needs of each name of a folder: its lstat, and whether a
+   regular file can be read. A folder of many names has half of them
+   looked up on a second thread (a steps_data folder of 20,000 batch
+   files spent 40 ms in these two calls). */
+#define WALK_SPLIT_NAMES 512
+
+typedef struct name_stat {
+	struct stat st;
+	int stat_errno;    /* fstatat failed with it */
+	int unreadable;    /* a regular file faccessat refused with EACCES */
+} name_stat;
+
+typedef struct stat_range {
+	int dirfd;
+	char **names;
+	name_stat *out;
+	size_t from, to;
+} stat_range;
+
+static void *stat_names(void *arg)
+{
+	stat_range *r = arg;
+	size_t i;
+
+	for (i = r->from; i < r->to; i++) {
+		name_stat *ns = &r->out[i];
+
+		if (fstatat(r->dirfd, r->names[i], &ns->st, AT_SYMLINK_NOFOLLOW) != 0)
+			ns->stat_errno = errno;
+		else if (S_ISREG(ns->st.st_mode) && faccessat(r->dirfd, r->names[i], R_OK, 0) != 0 && errno == EACCES)
+			ns->unreadable = 1;
+	}
+	return NULL;
+}
+
+/* Look up count names of the open folder dirfd into out (zeroed). */
+static void stat_folder(packer *p, int dirfd, char **names, size_t count, name_stat *out)
+{
+	stat_range first = { dirfd, names, out, 0, count }, second;
+	pthread_t thread;
+
+	if (count >= WALK_SPLIT_NAMES && p->options->threads >= 2) {
+		first.to = count / 2;
+		second = first;
+		second.from = count / 2;
+		second.to = count;
+		if (pthread_create(&thread, NULL, stat_names, &second) == 0) {
+			stat_names(&first);
+			pthread_join(thread, NULL);
+			return;
+		}
+		first.to = count;
+	}
+	stat_names(&first);
+}
+
 static sf_err walk(packer *p, const char *rel, int depth, sf_error *err)
 {
 	char *full = *rel ? sf_path_join(p->src, rel) : sf_strdup(p->src);
 	DIR *dir = NULL;
 	struct dirent *d;
 	char **names = NULL;
+	name_stat *stats = NULL;
 	size_t count = 0, capacity = 0, i;
 	sf_err rc = SF_OK;
 	int ok;
@@ -329,10 +386,16 @@ static sf_err walk(packer *p, const char *rel, int depth, sf_error *err)
 		qsort(names, count, sizeof(*names), compare_names);
 	/* each name is looked up in its open folder, not along its whole
 	   path again: a pack of 51,792 files spent most of its walk there */
+	stats = count ? calloc(count, sizeof(*stats)) : NULL;
+	if (count && !stats) {
+		rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	stat_folder(p, dirfd(dir), names, count, stats);
 	for (i = 0; i < count && rc == SF_OK; i++) {
 		char *child_rel = *rel ? sf_path_join(rel, names[i]) : sf_strdup(names[i]);
 		char *child_full = child_rel ? sf_path_join(p->src, child_rel) : NULL;
-		struct stat st;
+		const struct stat *st = &stats[i].st;
 
 		if (!child_full) {
 			free(child_rel);
@@ -342,20 +405,20 @@ static sf_err walk(packer *p, const char *rel, int depth, sf_error *err)
 		if (strlen(child_rel) > SF_MAX_PATH_BYTES) {
 			rc = sf_error_set(err, SF_ERR_LIMIT, "'%s': path longer than %d bytes", child_full,
 					  SF_MAX_PATH_BYTES);
-		} else if (fstatat(dirfd(dir), names[i], &st, AT_SYMLINK_NOFOLLOW) != 0) {
-			rc = sf_error_io(err, errno, "'%s': cannot stat", child_full);
-		} else if (S_ISDIR(st.st_mode)) {
-			rc = add_entry(p, child_rel, &st, err);
+		} else if (stats[i].stat_errno) {
+			rc = sf_error_io(err, stats[i].stat_errno, "'%s': cannot stat", child_full);
+		} else if (S_ISDIR(st->st_mode)) {
+			rc = add_entry(p, child_rel, st, err);
 			if (rc == SF_OK)
 				rc = walk(p, child_rel, depth + 1, err);
-		} else if (S_ISREG(st.st_mode)) {
-			if (faccessat(dirfd(dir), names[i], R_OK, 0) != 0 && errno == EACCES)
+		} else if (S_ISREG(st->st_mode)) {
+			if (stats[i].unreadable)
 				rc = sf_error_io(err, EACCES, "'%s': cannot read", child_full);
 			else {
-				rc = add_entry(p, child_rel, &st, err);
-				p->total_bytes += (uint64_t)st.st_size;
+				rc = add_entry(p, child_rel, st, err);
+				p->total_bytes += (uint64_t)st->st_size;
 			}
-		} else if (S_ISLNK(st.st_mode)) {
+		} else if (S_ISLNK(st->st_mode)) {
 			char target[PATH_MAX + 1];
 			ssize_t n = readlinkat(dirfd(dir), names[i], target, PATH_MAX);
 
@@ -367,7 +430,7 @@ static sf_err walk(packer *p, const char *rel, int depth, sf_error *err)
 					rc = sf_error_set(err, SF_ERR_UNSUPPORTED, "'%s': symlink target holds a NUL byte",
 							  child_full);
 				} else {
-					rc = add_entry(p, child_rel, &st, err);
+					rc = add_entry(p, child_rel, st, err);
 					if (rc == SF_OK) {
 						p->entries[p->entry_count - 1].target = sf_strdup(target);
 						p->entries[p->entry_count - 1].size = (uint64_t)n;
@@ -383,6 +446,7 @@ static sf_err walk(packer *p, const char *rel, int depth, sf_error *err)
 		free(child_full);
 	}
 out:
+	free(stats);
 	for (i = 0; i < count; i++)
 		free(names[i]);
 	free(names);
