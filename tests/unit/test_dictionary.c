@@ -333,6 +333,52 @@ static void test_expected(const unsigned char *rows, size_t len)
 	      "expected, sample not full: the shard is all there, weighed as it is");
 }
 
+/* 1 when the two files hold the same bytes. */
+static int same_file(const char *a, const char *b)
+{
+	size_t len_a = 0, len_b = 0;
+	unsigned char *x = read_file(a, &len_a), *y = read_file(b, &len_b);
+	int same = x && y && len_a == len_b && memcmp(x, y, len_a) == 0;
+
+	free(x);
+	free(y);
+	return same;
+}
+
+/* A writer with workers compresses frames on several threads, after its
+   dictionary was decided on the first 8 MiB: the shard and the dictionary
+   must be byte for byte those of a writer without workers, on twice the
+   sample and more. */
+static void test_workers_same_bytes(void)
+{
+	size_t len = 2 * SF_SEEK_DICT_SAMPLE_BYTES + 3 * 1024 * 1024 + 555;
+	unsigned char *rows = malloc(len);
+	sf_seek_writer_options one = { .level = 3, .frame_bytes = 16384, .threads = 1,
+				       .dictionary = SF_SEEK_DICT_ALWAYS };
+	sf_seek_writer_options two = one;
+	sf_seek_dict_info info_one, info_two;
+	sf_error why = { 0 };
+	uint32_t frames_one = 0, frames_two = 0;
+
+	if (!CHECK(rows != NULL, "19 MiB of rows"))
+		return;
+	fill_rows(rows, len, 7);
+	two.threads = 2;
+	CHECK(write_shard(temp_path("one.zst"), temp_path("one.dict"), rows, len, 40000, &one, &info_one,
+			  &frames_one) == SF_OK, "19 MiB shard, one thread");
+	CHECK(write_shard(temp_path("two.zst"), temp_path("two.dict"), rows, len, 40000, &two, &info_two,
+			  &frames_two) == SF_OK, "19 MiB shard, two workers");
+	CHECK(info_one.used && info_two.used && info_one.dict_id == info_two.dict_id &&
+	      info_one.held_bytes == SF_SEEK_DICT_SAMPLE_BYTES && info_two.held_bytes == SF_SEEK_DICT_SAMPLE_BYTES,
+	      "the same dictionary, trained on the first 8 MiB either way");
+	CHECK_EQ_U64(frames_two, frames_one, "the same frames");
+	CHECK(same_file(temp_path("one.zst"), temp_path("two.zst")), "the same shard, byte for byte");
+	CHECK(same_file(temp_path("one.dict"), temp_path("two.dict")), "the same dictionary, byte for byte");
+	CHECK(read_shard(temp_path("two.zst"), temp_path("two.dict"), rows, len, &why),
+	      "round trip of the shard written by two workers");
+	free(rows);
+}
+
 int main(void)
 {
 	size_t len = SF_SEEK_DICT_SAMPLE_BYTES + 3 * 1024 * 1024 + 777;
@@ -348,6 +394,7 @@ int main(void)
 	test_failures(rows, len);
 	test_auto(rows, len);
 	test_expected(rows, len);
+	test_workers_same_bytes();
 	snprintf(command, sizeof(command), "rm -rf '%s'", temp_dir);
 	if (!getenv("KEEP"))
 		run(command);
