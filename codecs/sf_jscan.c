@@ -1096,6 +1096,219 @@ static int before_value(sf_jscan *scan)
 	}
 }
 
+/* ---- skipping a value inside the window ----
+ *
+ * The packer skips every row of every batch file. A row almost always
+ * lies whole inside the window, and then one tight pass over its bytes
+ * checks what the token path checks, without tokens: structure, strings
+ * (escapes, UTF-8), the number grammar, literals, nesting depth and
+ * duplicate keys (the same XXH64 of the raw key bytes). It gives up,
+ * changing nothing, at the window's end, at NaN or Infinity, past
+ * FAST_LEVELS levels or FAST_KEYS keys open at once, and at anything
+ * wrong; the token path then reads the value from its start and names
+ * the fault as before. */
+#define FAST_LEVELS 32
+#define FAST_KEYS 128
+
+static inline size_t fast_space(const unsigned char *buf, size_t pos, size_t len, uint64_t *newlines)
+{
+	while (pos < len) {
+		unsigned char c = buf[pos];
+
+		if (c == '\n')
+			(*newlines)++;
+		else if (c != ' ' && c != '\t' && c != '\r')
+			break;
+		pos++;
+	}
+	return pos;
+}
+
+/* Past the string whose '"' is at pos; 0 to give up. */
+static inline size_t fast_string(const unsigned char *buf, size_t pos, size_t len)
+{
+	pos++;
+	for (;;) {
+		size_t n;
+		int c;
+
+		while (len - pos >= 8) {
+			uint64_t word, special;
+
+			memcpy(&word, buf + pos, 8);
+			special = word_special(word);
+			if (special) {
+				pos += first_special(special);
+				break;
+			}
+			pos += 8;
+		}
+		while (pos < len && plain_byte[buf[pos]])
+			pos++;
+		if (len - pos < 6)
+			return 0;
+		c = buf[pos];
+		if (c == '"')
+			return pos + 1;
+		n = c == '\\' ? escape_fast(buf + pos) : c >= 0x80 ? utf8_fast(buf + pos) : 0;
+		if (n == 0)
+			return 0;
+		pos += n;
+	}
+}
+
+/* Past the number at pos ('-' or a digit); 0 to give up. */
+static inline size_t fast_number(const unsigned char *buf, size_t pos, size_t len)
+{
+	if (buf[pos] == '-')
+		pos++;
+	if (pos >= len || !is_digit(buf[pos]))
+		return 0;
+	if (buf[pos] == '0') {
+		pos++;
+		if (pos < len && is_digit(buf[pos]))
+			return 0;  /* a leading zero: the token path names it here */
+	} else {
+		while (pos < len && is_digit(buf[pos]))
+			pos++;
+	}
+	if (pos < len && buf[pos] == '.') {
+		pos++;
+		if (pos >= len || !is_digit(buf[pos]))
+			return 0;
+		while (pos < len && is_digit(buf[pos]))
+			pos++;
+	}
+	if (pos < len && (buf[pos] == 'e' || buf[pos] == 'E')) {
+		pos++;
+		if (pos < len && (buf[pos] == '+' || buf[pos] == '-'))
+			pos++;
+		if (pos >= len || !is_digit(buf[pos]))
+			return 0;
+		while (pos < len && is_digit(buf[pos]))
+			pos++;
+	}
+	/* a number may go on past the window */
+	return pos < len ? pos : 0;
+}
+
+/* The value at scan->pos, skipped: 1 with the window position past it
+   and the newlines of its white space; 0 when the token path must read
+   it (nothing changed). */
+static int skip_fast(const sf_jscan *scan, size_t *end_pos, uint64_t *newlines_out)
+{
+	const unsigned char *buf = scan->buf;
+	size_t pos = scan->pos, len = scan->len;
+	unsigned char kind[FAST_LEVELS];
+	unsigned key_base[FAST_LEVELS];
+	uint64_t keys[FAST_KEYS];
+	uint64_t newlines = 0;
+	unsigned key_count = 0;
+	int depth = 0;
+
+	for (;;) {
+		/* a value starts at pos */
+		if (pos >= len)
+			return 0;
+		switch (buf[pos]) {
+		case '{':
+		case '[':
+			if (depth == FAST_LEVELS || scan->depth + depth >= scan->max_depth)
+				return 0;
+			kind[depth] = buf[pos] == '{' ? KIND_OBJECT : KIND_ARRAY;
+			key_base[depth] = key_count;
+			depth++;
+			pos = fast_space(buf, pos + 1, len, &newlines);
+			if (pos >= len)
+				return 0;
+			if (buf[pos] == (kind[depth - 1] == KIND_OBJECT ? '}' : ']')) {
+				pos++;
+				depth--;
+				break;  /* an empty container: a value ended */
+			}
+			if (kind[depth - 1] == KIND_OBJECT)
+				goto key;
+			continue;
+		case '"':
+			pos = fast_string(buf, pos, len);
+			break;
+		case '-': case '0': case '1': case '2': case '3': case '4':
+		case '5': case '6': case '7': case '8': case '9':
+			pos = fast_number(buf, pos, len);
+			break;
+		case 't':
+			pos = len - pos > 4 && memcmp(buf + pos, "true", 4) == 0 ? pos + 4 : 0;
+			break;
+		case 'f':
+			pos = len - pos > 5 && memcmp(buf + pos, "false", 5) == 0 ? pos + 5 : 0;
+			break;
+		case 'n':
+			pos = len - pos > 4 && memcmp(buf + pos, "null", 4) == 0 ? pos + 4 : 0;
+			break;
+		default:
+			return 0;
+		}
+		if (pos == 0)
+			return 0;
+		/* a value ended: close what it ends, then the next member */
+		for (;;) {
+			int close;
+
+			if (depth == 0) {
+				*end_pos = pos;
+				*newlines_out = newlines;
+				return 1;
+			}
+			pos = fast_space(buf, pos, len, &newlines);
+			if (pos >= len)
+				return 0;
+			close = kind[depth - 1] == KIND_OBJECT ? '}' : ']';
+			if (buf[pos] == close) {
+				pos++;
+				depth--;
+				key_count = key_base[depth];
+				continue;
+			}
+			if (buf[pos] != ',')
+				return 0;
+			pos = fast_space(buf, pos + 1, len, &newlines);
+			if (kind[depth - 1] == KIND_ARRAY)
+				break;
+			goto key;
+		}
+		continue;
+key:
+		/* an object member starts at pos: "key" : value */
+		{
+			size_t key_start = pos + 1, key_end;
+
+			if (pos >= len || buf[pos] != '"')
+				return 0;
+			pos = fast_string(buf, pos, len);
+			if (pos == 0)
+				return 0;
+			key_end = pos - 1;
+			if (scan->reject_duplicate_keys) {
+				uint64_t hash = sf_xxh64(buf + key_start, key_end - key_start, 0);
+				unsigned k;
+
+				if (!hash)
+					hash = 1;  /* as keyset_add has it */
+				for (k = key_base[depth - 1]; k < key_count; k++)
+					if (keys[k] == hash)
+						return 0;
+				if (key_count == FAST_KEYS)
+					return 0;
+				keys[key_count++] = hash;
+			}
+			pos = fast_space(buf, pos, len, &newlines);
+			if (pos >= len || buf[pos] != ':')
+				return 0;
+			pos = fast_space(buf, pos + 1, len, &newlines);
+		}
+	}
+}
+
 sf_err sf_jscan_skip_value(sf_jscan *scan, uint64_t *start, uint64_t *end,
 			   uint64_t *newlines, sf_error *err)
 {
@@ -1110,6 +1323,23 @@ sf_err sf_jscan_skip_value(sf_jscan *scan, uint64_t *start, uint64_t *end,
 		return copy_error(scan, err);
 	newlines_before = scan->newlines;
 	floor = scan->depth;
+	if (c >= 0) {
+		size_t end_pos;
+		uint64_t value_newlines;
+
+		if (skip_fast(scan, &end_pos, &value_newlines)) {
+			if (start)
+				*start = scan->base + scan->pos;
+			if (end)
+				*end = scan->base + end_pos;
+			if (newlines)
+				*newlines = value_newlines;
+			scan->pos = end_pos;
+			scan->newlines += value_newlines;
+			value_done(scan);
+			return SF_OK;
+		}
+	}
 	if (read_value(scan, c, &tok, 0) != SF_OK)
 		return copy_error(scan, err);
 	if (start)
