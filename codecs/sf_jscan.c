@@ -372,6 +372,27 @@ static inline size_t utf8_fast(const unsigned char *p)
 	return 4;
 }
 
+/* Past the bytes a string holds as they are from pos on (at most len):
+   eight at a time up to the first word that may hold another byte, then
+   one by one (word_special is exact only when it finds nothing). */
+static inline size_t plain_run(const unsigned char *buf, size_t pos, size_t len)
+{
+	while (len - pos >= 8) {
+		uint64_t word, special;
+
+		memcpy(&word, buf + pos, 8);
+		special = word_special(word);
+		if (special) {
+			pos += first_special(special);
+			break;
+		}
+		pos += 8;
+	}
+	while (pos < len && plain_byte[buf[pos]])
+		pos++;
+	return pos;
+}
+
 /* The byte at buf[pos] or -1 past the end. */
 static inline int byte_at(const sf_jscan *scan, size_t pos)
 {
@@ -456,19 +477,7 @@ static sf_err scan_string(sf_jscan *scan)
 	int c;
 
 	for (;;) {
-		while (len - pos >= 8) {
-			uint64_t word, special;
-
-			memcpy(&word, buf + pos, 8);
-			special = word_special(word);
-			if (special) {
-				pos += first_special(special);
-				break;
-			}
-			pos += 8;
-		}
-		while (pos < len && plain_byte[buf[pos]])
-			pos++;
+		pos = plain_run(buf, pos, len);
 		c = pos < len ? buf[pos] : -1;
 		if (c == '"')
 			break;
@@ -1132,19 +1141,7 @@ static inline size_t fast_string(const unsigned char *buf, size_t pos, size_t le
 		size_t n;
 		int c;
 
-		while (len - pos >= 8) {
-			uint64_t word, special;
-
-			memcpy(&word, buf + pos, 8);
-			special = word_special(word);
-			if (special) {
-				pos += first_special(special);
-				break;
-			}
-			pos += 8;
-		}
-		while (pos < len && plain_byte[buf[pos]])
-			pos++;
+		pos = plain_run(buf, pos, len);
 		if (len - pos < 6)
 			return 0;
 		c = buf[pos];
