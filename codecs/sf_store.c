@@ -1045,38 +1045,6 @@ static sf_err v2_fail(v2_loader *l, const char *why)
 			    l->shown, l->tok.start, l->entry, why);
 }
 
-/* A JSON integer's text as int64; 0 when it is not one that fits. */
-static int v2_parse_integer(const char *p, size_t len, int64_t *out)
-{
-	const char *end = p + len;
-	int negative = 0;
-	uint64_t value = 0;
-
-	if (p < end && *p == '-') {
-		negative = 1;
-		p++;
-	}
-	if (p == end)
-		return 0;
-	for (; p < end; p++) {
-		if (*p < '0' || *p > '9' || value > (UINT64_C(1) << 63) / 10)
-			return 0;
-		value = value * 10 + (uint64_t)(*p - '0');
-	}
-	if (value > (negative ? UINT64_C(1) << 63 : (UINT64_C(1) << 63) - 1))
-		return 0;
-	*out = negative ? (int64_t)(0 - value) : (int64_t)value;
-	return 1;
-}
-
-/* A number token as int64; 0 when it is not an integer that fits. */
-static int v2_integer(const sf_jtok *tok, int64_t *out)
-{
-	if (tok->type != SF_JTOK_NUMBER || !tok->text)
-		return 0;
-	return v2_parse_integer(tok->text, tok->text_len, out);
-}
-
 static void put_utf8(char *out, size_t *used, uint32_t c)
 {
 	if (c < 0x80) {
@@ -1383,47 +1351,17 @@ static inline int text_take(v2_text *t, unsigned char c)
 	return 0;
 }
 
-/* Length of the UTF-8 sequence at p (lead byte >= 0x80) as RFC 3629 has
-   it: no overlong forms, no surrogates, nothing past U+10FFFF; 0 when it
-   is not one. */
-static size_t text_utf8(const unsigned char *p, const unsigned char *end)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-	size_t n, i;
-
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return n;
-}
-
 /* Bytes a string's scan stops at: '"', '\\', controls and non-ASCII. */
 static const unsigned char text_stops[256] = {
 	[0 ... 0x1F] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xFF] = 1,
 };
 
-/* A string with no escapes, as its raw bytes. */
+/* A string with no escapes, as its raw bytes; non-ASCII bytes must be
+   UTF-8 as RFC 3629 has it (sf_utf8_valid), as the scanner checks them. */
 static int text_string(v2_text *t, const char **s, size_t *len)
 {
 	const unsigned char *p, *start;
+	int ascii = 1;
 
 	if (!text_take(t, '"'))
 		return 0;
@@ -1433,17 +1371,12 @@ static int text_string(v2_text *t, const char **s, size_t *len)
 			p++;
 		if (*p == '"')
 			break;
-		if (*p < 0x80 || p == t->end)
-			return 0;
-		{
-			size_t n = text_utf8(p, t->end);
-
-			if (n == 0)
-				return 0;
-			p += n;
-		}
+		if (*p < 0x80)
+			return 0;  /* an escape, a control byte or the end */
+		ascii = 0;
+		p++;
 	}
-	if ((size_t)(p - start) > SF_JSCAN_MAX_TEXT)
+	if ((size_t)(p - start) > SF_JSCAN_MAX_TEXT || (!ascii && !sf_utf8_valid(start, (size_t)(p - start))))
 		return 0;
 	*s = (const char *)start;
 	*len = (size_t)(p - start);
@@ -1451,9 +1384,8 @@ static int text_string(v2_text *t, const char **s, size_t *len)
 	return 1;
 }
 
-/* An integer (no fraction or exponent) that fits in int64, read as
-   v2_parse_integer reads one: 19 digits fit in a uint64_t, and 20 or
-   more never make an int64. */
+/* An integer (no fraction or exponent) that fits in int64: 19 digits
+   fit in a uint64_t, and 20 or more never make an int64. */
 static inline int text_integer(v2_text *t, int64_t *out)
 {
 	const unsigned char *p;
@@ -1488,6 +1420,15 @@ static inline int text_integer(v2_text *t, int64_t *out)
 	*out = negative ? (int64_t)(0 - value) : (int64_t)value;
 	t->p = p;
 	return 1;
+}
+
+/* A number token as int64; 0 when it is not an integer that fits. */
+static int v2_integer(const sf_jtok *tok, int64_t *out)
+{
+	v2_text t = { (const unsigned char *)tok->text, (const unsigned char *)tok->text + tok->text_len };
+
+	/* the token's text is NUL-terminated: text_integer reads it whole */
+	return tok->type == SF_JTOK_NUMBER && tok->text && text_integer(&t, out) && t.p == t.end;
 }
 
 /* The time of an entry (see v2_scan_time). */
