@@ -176,12 +176,14 @@ static char *render_stats(int prometheus)
 			"# HELP stepfs_indexes_dropped_total Loaded indexes dropped to stay within the metadata budget.\n"
 			"# TYPE stepfs_indexes_dropped_total counter\nstepfs_indexes_dropped_total %" PRIu64 "\n"
 			"# TYPE stepfs_indexes_resident gauge\nstepfs_indexes_resident %" PRIu64 "\n"
+			"# HELP stepfs_indexes_scanned_total Index loads left by the in-memory reader to the streaming one.\n"
+			"# TYPE stepfs_indexes_scanned_total counter\nstepfs_indexes_scanned_total %" PRIu64 "\n"
 			"# TYPE stepfs_metadata_bytes gauge\nstepfs_metadata_bytes %" PRIu64 "\n"
 			"# TYPE stepfs_metadata_budget_bytes gauge\nstepfs_metadata_budget_bytes %" PRIu64 "\n",
 			cs.misses, cs.hits, cs.misses, cs.evictions, cs.shared_fills, cs.recycled,
 			cs.bytes_in_use, cs.budget_bytes, served,
 			cs.bytes_decompressed, reads, read_errors, open_files, is.loads, is.failures, is.drops,
-			is.resident, is.bytes, is.budget_bytes);
+			is.resident, is.scanned, is.bytes, is.budget_bytes);
 	} else {
 		fprintf(out,
 			"{\n  \"frames_decompressed\": %" PRIu64 ",\n  \"cache_hits\": %" PRIu64
@@ -193,11 +195,12 @@ static char *render_stats(int prometheus)
 			"  \"read_errors\": %" PRIu64 ",\n  \"open_files\": %" PRIu64 ",\n"
 			"  \"indexes_loaded\": %" PRIu64 ",\n  \"index_failures\": %" PRIu64 ",\n"
 			"  \"indexes_dropped\": %" PRIu64 ",\n  \"indexes_resident\": %" PRIu64 ",\n"
+			"  \"indexes_scanned\": %" PRIu64 ",\n"
 			"  \"metadata_bytes\": %" PRIu64 ",\n  \"metadata_budget_bytes\": %" PRIu64 "\n}\n",
 			cs.misses, cs.hits, cs.misses, hit_rate, cs.evictions, cs.shared_fills, cs.recycled,
 			cs.bytes_in_use, cs.budget_bytes,
 			served, cs.bytes_decompressed, reads, read_errors, open_files, is.loads, is.failures,
-			is.drops, is.resident, is.bytes, is.budget_bytes);
+			is.drops, is.resident, is.scanned, is.bytes, is.budget_bytes);
 	}
 	fclose(out);
 	return text;

@@ -55,6 +55,7 @@ static const struct {
 	{ "index_failures", "indexes that failed to load", SHOW_COUNT },
 	{ "indexes_dropped", "indexes dropped (metadata budget)", SHOW_COUNT },
 	{ "indexes_resident", "indexes loaded now", SHOW_COUNT },
+	{ "indexes_scanned", "indexes read by the streaming reader", SHOW_COUNT },
 	{ "metadata_bytes", "metadata in use", SHOW_BYTES },
 	{ "metadata_budget_bytes", "metadata size", SHOW_BYTES },
 };

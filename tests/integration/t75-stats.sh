@@ -37,6 +37,30 @@ assert a["frames_decompressed"] > 0 and a["bytes_served"] > 0
 PY
 check "a folder inside the mount finds the mount's counters" "$STEPSTORE" stats "$mnt/step_1"
 
+cp "$mnt/.stepfs/metrics" "$TMP/metrics"
+check "stats.json and metrics hold exactly the counters docs/VIEWS.md lists" \
+	python3 - "$TMP/direct.json" "$TMP/metrics" "$ROOT/docs/VIEWS.md" <<'PY'
+import json, re, sys
+stats = json.load(open(sys.argv[1]))
+metrics = {}
+for line in open(sys.argv[2]):
+    if line.startswith("#"):
+        continue
+    name, value = line.split()
+    metrics[name] = int(value)
+rows = re.findall(r"^\| `(\w+)` \| (?:`(\w+)`|\(hits / \(hits \+ misses\)\)) \|", open(sys.argv[3]).read(), re.M)
+documented = {key for key, _ in rows}
+assert set(stats) == documented, (sorted(set(stats) ^ documented))
+prom = {name for _, name in rows if name}
+assert set(metrics) == prom, sorted(set(metrics) ^ prom)
+for key, name in rows:
+    if name:
+        assert stats[key] == metrics[name] or key in ("cache_hits", "cache_bytes", "reads", "bytes_served",
+                                                      "open_files", "cache_hit_rate"), (key, stats[key], metrics[name])
+PY
+check "a store stepstore packed is read without the streaming reader (indexes_scanned 0)" \
+	test "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["indexes_scanned"])' "$TMP/direct.json")" -eq 0
+
 "$STEPSTORE" stats "$TMP" >"$TMP/out" 2>"$TMP/err"
 rc=$?
 check "a folder outside any mount exits 4 (got $rc)" test "$rc" -eq 4
@@ -80,4 +104,16 @@ for job in "${readers[@]}"; do wait "$job" || status=1; done
 check "six readers of .stepfs at once for 6 s all read" test "$status" -eq 0
 
 check "unmount" unmount "$mnt"
+
+# A name the packer writes with an escape: its index is one the in-memory
+# reader leaves to the streaming one, and the counter says so.
+mkdir -p "$TMP/odd/sub"
+printf 'x' >"$TMP/odd/sub/quote\"name"
+check "pack a folder whose file name holds a quote" "$STEPSTORE" pack --quiet "$TMP/odd" "$TMP/odd.stepfs"
+check "mount it" mount_store "$TMP/odd.stepfs" "$mnt"
+check "the file is there" test -f "$mnt/source/sub/quote\"name"
+scanned=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["indexes_scanned"])' "$mnt/.stepfs/stats.json")
+check "indexes_scanned counts its index (got $scanned)" test "$scanned" -ge 1
+check "and metrics shows the same" grep -qx "stepfs_indexes_scanned_total $scanned" "$mnt/.stepfs/metrics"
+check "unmount it" unmount "$mnt"
 finish
