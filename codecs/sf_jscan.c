@@ -531,6 +531,31 @@ static inline int is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
+/*
+ * Past the digits from pos on (at most len): eight at a time, then one by
+ * one. A byte's flag in the word is exact (no carry crosses bytes): its
+ * XOR with '0' is 0 to 9 only for a digit, and adding 0x76 to the low
+ * seven bits of that sets the high bit from 10 on.
+ */
+static inline size_t digit_run(const unsigned char *buf, size_t pos, size_t len)
+{
+	while (len - pos >= 8) {
+		uint64_t word, x, flags;
+
+		memcpy(&word, buf + pos, 8);
+		x = word ^ (ONES * '0');
+		flags = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & HIGHS;
+		if (flags) {
+			pos += first_special(flags);
+			break;
+		}
+		pos += 8;
+	}
+	while (pos < len && is_digit(buf[pos]))
+		pos++;
+	return pos;
+}
+
 enum { N_SIGN, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_EXP_SIGN, N_EXP };
 
 /*
@@ -547,8 +572,7 @@ static sf_err scan_number(sf_jscan *scan)
 	state = c == '-' ? N_SIGN : c == '0' ? N_ZERO : N_INT;
 	for (;;) {
 		if (state == N_INT || state == N_FRAC || state == N_EXP)
-			while (pos < scan->len && is_digit(buf[pos]))
-				pos++;
+			pos = digit_run(buf, pos, scan->len);
 		if (pos == scan->len && !scan->eof) {
 			sink_feed(scan, buf + chunk, pos - chunk, 0);
 			scan->pos = pos;
@@ -1121,6 +1145,12 @@ static int before_value(sf_jscan *scan)
 
 static inline size_t fast_space(const unsigned char *buf, size_t pos, size_t len, uint64_t *newlines)
 {
+	/* most often no white space, or the one space of ", " and ": "
+	   (every white space byte is at most ' ') */
+	if (pos < len && buf[pos] > ' ')
+		return pos;
+	if (len - pos >= 2 && buf[pos] == ' ' && buf[pos + 1] > ' ')
+		return pos + 1;
 	while (pos < len) {
 		unsigned char c = buf[pos];
 
@@ -1147,10 +1177,25 @@ static inline size_t fast_string(const unsigned char *buf, size_t pos, size_t le
 		c = buf[pos];
 		if (c == '"')
 			return pos + 1;
-		n = c == '\\' ? escape_fast(buf + pos) : c >= 0x80 ? utf8_fast(buf + pos) : 0;
-		if (n == 0)
+		if (c == '\\') {
+			n = escape_fast(buf + pos);
+			if (n == 0)
+				return 0;
+			pos += n;
+			continue;
+		}
+		if (c < 0x80)
 			return 0;
-		pos += n;
+		/* a run of multi-byte characters (text in most scripts but
+		   Latin) without going back to the word loop between them */
+		do {
+			n = utf8_fast(buf + pos);
+			if (n == 0)
+				return 0;
+			pos += n;
+			if (len - pos < 6)
+				return 0;
+		} while (buf[pos] >= 0x80);
 	}
 }
 
@@ -1166,15 +1211,13 @@ static inline size_t fast_number(const unsigned char *buf, size_t pos, size_t le
 		if (pos < len && is_digit(buf[pos]))
 			return 0;  /* a leading zero: the token path names it here */
 	} else {
-		while (pos < len && is_digit(buf[pos]))
-			pos++;
+		pos = digit_run(buf, pos, len);
 	}
 	if (pos < len && buf[pos] == '.') {
 		pos++;
 		if (pos >= len || !is_digit(buf[pos]))
 			return 0;
-		while (pos < len && is_digit(buf[pos]))
-			pos++;
+		pos = digit_run(buf, pos, len);
 	}
 	if (pos < len && (buf[pos] == 'e' || buf[pos] == 'E')) {
 		pos++;
@@ -1182,8 +1225,7 @@ static inline size_t fast_number(const unsigned char *buf, size_t pos, size_t le
 			pos++;
 		if (pos >= len || !is_digit(buf[pos]))
 			return 0;
-		while (pos < len && is_digit(buf[pos]))
-			pos++;
+		pos = digit_run(buf, pos, len);
 	}
 	/* a number may go on past the window */
 	return pos < len ? pos : 0;

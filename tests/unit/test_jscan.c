@@ -504,6 +504,13 @@ static void test_errors(void)
 	check_bad("[.5]", 1, "expected a JSON value, found '.'", ".5");
 	check_bad("[+1]", 1, "expected a JSON value, found '+'", "+1");
 	check_bad("[0x10]", 2, "expected ',' or ']'", "hex number");
+	/* (", 123456789]": see test_good_values) */
+	check_bad("[123456789012345678x, 123456789]", 19, "expected ',' or ']' after an array element, found 'x'",
+		  "a letter after 18 digits");
+	check_bad("[12345678/, 123456789]", 9, "found '/'", "'/' (just below '0') after 8 digits");
+	check_bad("[1.1234567:, 123456789]", 10, "found ':'", "':' (just above '9') after 7 fraction digits");
+	check_bad("[1234567\xb5, 123456789]", 8, "found byte 0xb5", "a high byte whose low bits are a digit");
+	check_error("[1e1234567\x00, 123456789]", 23, &o, SF_ERR_FORMAT, 10, "found byte 0x00", "NUL after exponent digits");
 	check_bad("[tru]", 4, "expected 'true', found ']'", "tru");
 	check_bad("[nul", 4, "unexpected end of input, expected 'null'", "truncated literal");
 	check_bad("[True]", 1, "expected a JSON value, found 'T'", "True");
@@ -537,6 +544,10 @@ static void test_errors(void)
 	check_bad("[\"\xf5\x80\x80\x80\"]", 2, "found byte 0xf5", "F5 lead");
 	check_bad("[\"\xff\"]", 2, "found byte 0xff", "FF");
 	check_bad("[\"\x80\"]", 2, "lead byte, found byte 0x80", "stray continuation byte");
+	check_bad("[\"\xe6\x97\xa5\xe6\x9c\xac\x80 and more text\", 123456789]", 8, "lead byte, found byte 0x80",
+		  "a stray continuation byte right after a run of characters");
+	check_bad("[\"\xd0\x9c\xd0\x9c\xed\xa0\x80 and more text\", 123456789]", 7, "(0x80..0x9f), found byte 0xa0",
+		  "an encoded surrogate inside a run of characters");
 	check_bad("[\"\xe6\x9d\"]", 4, "continuation byte (0x80..0xbf), found '\"'",
 		  "truncated 3-byte sequence");
 	check_bad("\"\xe6\x9d", 3, "unexpected end of input, expected a UTF-8 continuation",
@@ -610,6 +621,19 @@ static void test_good_values(void)
 	check_good_str("{\"NaN\":NaN}", &nan, "NaN as key and value");
 	check_good_str("\t\r\n true \t\r\n", &o, "literal in whitespace");
 	check_good_str("{\"\":{\"\":[]}}", &o, "empty keys");
+	/* digit runs read eight bytes at a time: runs of 7 to 17 digits,
+	   ending at every place of a word. These and the cases below end
+	   with ", 123456789]": the one-pass skip leaves a value that ends
+	   within 6 bytes of its input to the token path, and these are for
+	   the one-pass skip. */
+	check_good_str("[1234567,12345678,123456789,1234567890123456,12345678901234567, 123456789]", &o,
+		   "integer digit runs across 8-byte words");
+	check_good_str("[0.1234567,-0.12345678,9.123456789012345678,1e12345678,1E-1234567890123456, 123456789]", &o,
+		   "fraction and exponent digit runs across 8-byte words");
+	check_good_str("[1 ,2 , 3,  4,\n5 , 123456789]", &o, "single and several spaces around commas");
+	check_good_str("[\"\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xd0\x9c\xf0\x9f\x9a\x80\",\"a\xc3\xa9\xc3\xa9\", 123456789]", &o,
+		   "runs of multi-byte characters up to the closing quote");
+	check_good_str("{\"a\" : 1, \"b\":2 ,\"c\"  :  3, \"padding\": 123456789}", &o, "spaces around colons");
 }
 
 /* Every proper prefix of a container document fails at offset == length. */
