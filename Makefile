@@ -116,7 +116,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/fuzz/fuzz_%)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DSF_VERSION='"$(VERSION)"' -g -O1 \
-		-fsanitize=fuzzer,address,undefined $(LIB_CFLAGS) -Icodecs \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(LIB_CFLAGS) -Icodecs \
 		$< $(LIB_SRC) -o $@ $(LIB_LIBS) -pthread
 
 fuzz: $(FUZZ_BIN)

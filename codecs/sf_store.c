@@ -1200,15 +1200,20 @@ static sf_err v2_set_time_delta(v2_loader *l, sf_node *node, int64_t delta)
 		    sec >= INT64_MIN / 1000000000 + 1)
 			return v2_set_time(l, node, sec, nsec);
 	}
-	t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
-	sec = (int64_t)(t / 1000000000);
-	nsec = (int64_t)(t % 1000000000);
-	if (nsec < 0) {
-		nsec += 1000000000;
-		sec--;
+	{
+		__int128 q;
+
+		t = (__int128)l->last_sec * 1000000000 + l->last_nsec + delta;
+		q = t / 1000000000;
+		nsec = (int64_t)(t % 1000000000);
+		if (nsec < 0) {
+			nsec += 1000000000;
+			q--;
+		}
+		if (q < INT64_MIN || q > INT64_MAX)
+			return v2_fail(l, "a time out of range");
+		sec = (int64_t)q;
 	}
-	if ((__int128)sec * 1000000000 + nsec != t)
-		return v2_fail(l, "a time out of range");
 	return v2_set_time(l, node, sec, nsec);
 }
 
@@ -1425,10 +1430,14 @@ static inline int text_integer(v2_text *t, int64_t *out)
 /* A number token as int64; 0 when it is not an integer that fits. */
 static int v2_integer(const sf_jtok *tok, int64_t *out)
 {
-	v2_text t = { (const unsigned char *)tok->text, (const unsigned char *)tok->text + tok->text_len };
+	v2_text t;
 
+	if (tok->type != SF_JTOK_NUMBER || !tok->text)
+		return 0;
+	t.p = (const unsigned char *)tok->text;
+	t.end = t.p + tok->text_len;
 	/* the token's text is NUL-terminated: text_integer reads it whole */
-	return tok->type == SF_JTOK_NUMBER && tok->text && text_integer(&t, out) && t.p == t.end;
+	return text_integer(&t, out) && t.p == t.end;
 }
 
 /* The time of an entry (see v2_scan_time). */
