@@ -1030,12 +1030,13 @@ sf_err sf_jscan_open_fd(sf_jscan **out, int fd, const char *name,
 
 sf_err sf_jscan_reopen_fd(sf_jscan *scan, int fd, const char *name, sf_error *err)
 {
-	char *copy = strdup(name ? name : "input");
+	char *copy;
 
 	if (!scan->window)
 		return sf_error_set(err, SF_ERR_INVALID, "'%s': not a scanner of a file", scan->name);
+	copy = strdup(name ? name : "input");
 	if (!copy)
-		return sf_error_set(err, SF_ERR_NOMEM, "'%s': out of memory", name);
+		return sf_error_set(err, SF_ERR_NOMEM, "'%s': out of memory", name ? name : "input");
 	free(scan->name);
 	scan->name = copy;
 	for (int i = 0; i < scan->depth; i++)

@@ -218,6 +218,7 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
 
 static void draw_progress(packer *p, int final)
 {
+	uint64_t done;
 	struct timespec now;
 	double elapsed, rate, left;
 	int width = 30, filled;
@@ -231,16 +232,17 @@ static void draw_progress(packer *p, int final)
 		return;
 	p->last_draw = now;
 	elapsed = seconds_between(&p->started, &now);
-	rate = elapsed > 0 ? (double)p->done_bytes / elapsed : 0;
-	left = rate > 0 ? (double)(p->total_bytes - p->done_bytes) / rate : 0;
-	filled = p->total_bytes ? (int)((double)width * (double)p->done_bytes / (double)p->total_bytes) : width;
+	done = __atomic_load_n(&p->done_bytes, __ATOMIC_RELAXED); /* the other lane adds to it */
+	rate = elapsed > 0 ? (double)done / elapsed : 0;
+	left = rate > 0 && done < p->total_bytes ? (double)(p->total_bytes - done) / rate : 0;
+	filled = p->total_bytes ? (int)((double)width * (double)done / (double)p->total_bytes) : width;
 	if (filled > width)
 		filled = width;
 	memset(bar, '#', (size_t)filled);
 	memset(bar + filled, '.', (size_t)(width - filled));
 	bar[width] = '\0';
 	fprintf(stderr, "\rstepstore: [%s] %6.1f / %.1f MiB  %6.1f MiB/s  %4.0fs left ", bar,
-		(double)p->done_bytes / 1048576.0, (double)p->total_bytes / 1048576.0,
+		(double)done / 1048576.0, (double)p->total_bytes / 1048576.0,
 		rate / 1048576.0, final ? 0.0 : left);
 	if (final)
 		fputc('\n', stderr);
@@ -1039,6 +1041,7 @@ typedef struct index_writer {
 	index_job *queue, **queue_tail;
 	size_t queued_bytes;
 	int stop;
+	int discard;                   /* the pack failed: drop what is queued */
 	pthread_t thread;
 } index_writer;
 
@@ -1080,6 +1083,14 @@ static void *index_writer_main(void *arg)
 		w->queue = job->next_queued;
 		if (!w->queue)
 			w->queue_tail = &w->queue;
+		if (w->discard) {
+			/* no file for a store that is about to be removed */
+			w->queued_bytes -= job->text_len;
+			free(job->text);
+			job->text = NULL;
+			job->rc = sf_error_set(&job->err, SF_ERR_IO, "'%s': not written, the pack failed", job->full);
+			continue;
+		}
 		pthread_mutex_unlock(&w->lock);
 		{
 			size_t len = job->text_len;
@@ -1130,8 +1141,9 @@ static void index_job_free(index_job *job)
 
 /* Wait for every queued index file and stop the thread. With p->indexes
    still there, record each file's xxh64 in it and return the first
-   failure, in numbering order. */
-static sf_err index_writer_finish(packer *p, sf_error *err)
+   failure, in numbering order. discard: the pack failed, so the files
+   not written yet are dropped (their store is removed next). */
+static sf_err index_writer_finish(packer *p, int discard, sf_error *err)
 {
 	index_writer *w = p->index_writer;
 	index_job *job, *next;
@@ -1141,6 +1153,7 @@ static sf_err index_writer_finish(packer *p, sf_error *err)
 		return SF_OK;
 	pthread_mutex_lock(&w->lock);
 	w->stop = 1;
+	w->discard = discard;
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
@@ -1192,8 +1205,16 @@ static sf_err write_index_text(packer *p, char *text, size_t text_len, long *id,
 	}
 	if (rc == SF_OK) {
 		*id = (long)job->slot;
-		json_array_append_new(p->indexes, w ? json_pack("{s:s}", "file", name)
-						    : json_pack("{s:s,s:s}", "file", name, "xxh64", job->xxh64));
+		/* a failed append would give the next index this one's number */
+		if (json_array_append_new(p->indexes, w ? json_pack("{s:s}", "file", name)
+							: json_pack("{s:s,s:s}", "file", name, "xxh64", job->xxh64)) != 0 ||
+		    json_array_size(p->indexes) != job->slot + 1) {
+			rc = sf_error_set(err, SF_ERR_NOMEM, "out of memory");
+			if (w) {
+				index_job_free(job);
+				return rc;
+			}
+		}
 	}
 	if (!w) {
 		index_job_free(job);
@@ -3950,7 +3971,7 @@ static void packer_release(packer *p)
 {
 	size_t i;
 
-	index_writer_finish(p, NULL);  /* a failed pack still waits for its thread */
+	index_writer_finish(p, 1, NULL);  /* a failed pack still waits for its thread */
 	sf_jscan_free(p->scanner);
 	p->scanner = NULL;
 	if (p->shard_lock_ready)
@@ -4060,6 +4081,9 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 	if (options->frame_bytes < 4096 || options->frame_bytes > SF_SEEK_MAX_FRAME_BYTES)
 		return sf_error_set(err, SF_ERR_INVALID, "frame size %zu is outside 4 KiB..16 MiB",
 				    options->frame_bytes);
+	if (options->shard_bytes < options->frame_bytes)
+		return sf_error_set(err, SF_ERR_INVALID, "shard size %" PRIu64 " is below the frame size %zu",
+				    options->shard_bytes, options->frame_bytes);
 	if (stat(src, &src_st) != 0)
 		return sf_error_io(err, errno, "'%s': cannot read the source", src);
 	if (!S_ISDIR(src_st.st_mode))
@@ -4215,7 +4239,7 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 		root_entries = NULL;
 	}
 	if (rc == SF_OK)
-		rc = index_writer_finish(&p, err);
+		rc = index_writer_finish(&p, 0, err);
 	if (rc == SF_OK)
 		rc = write_store_json(&p, root_index, &src_st, err);
 	if (rc == SF_OK)
@@ -4235,6 +4259,9 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 out:
 	if (p.options->progress && rc != SF_OK)
 		fputc('\n', stderr);
+	/* the index writer creates files in the temporary store: stop it
+	   (dropping what it has not written) before removing the store */
+	index_writer_finish(&p, 1, NULL);
 	if (tmp_made)
 		remove_tree(p.tmp);
 	for (i = 0; i < execution_count; i++)

@@ -35,7 +35,7 @@ typedef struct sf_pack_options {
 	int long_distance;      /* zstd long-distance matching */
 	int dictionary;         /* enum sf_seek_dictionary: per-shard trained
 				   dictionaries (default SF_SEEK_DICT_AUTO) */
-	uint64_t shard_bytes;   /* roll a step's shard over past this many bytes */
+	uint64_t shard_bytes;   /* roll a step's shard over past this many bytes (at least frame_bytes) */
 	const char *layout;     /* "auto" (NULL), "current", "plain" */
 	int max_depth;          /* JSON nesting limit (SF_JSCAN_DEFAULT_DEPTH) */
 	int progress;           /* draw a progress bar on stderr */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "sf_format.h"
 #include "sf_pack.h"
 #include "sf_store.h"
 #include "sf_unpack.h"
@@ -576,6 +577,12 @@ int main(void)
 	CHECK_EQ_U64(summary.batches, 2, "two batches");
 	CHECK_EQ_U64(summary.rows, 6, "six rows");
 	CHECK(sf_pack(src, store_path, &options, &summary, &err) == SF_ERR_EXISTS, "packing over a store is refused");
+	options.shard_bytes = 0;
+	snprintf(cmd, sizeof(cmd), "%s/zero-shards", root);
+	CHECK(sf_pack(src, cmd, &options, &summary, &err) == SF_ERR_INVALID &&
+	      strstr(err.message, "shard size 0 is below the frame size 4096") != NULL,
+	      "a shard size below the frame size is refused, not divided by");
+	options.shard_bytes = SF_DEFAULT_SHARD_BYTES;
 
 	CHECK(sf_store_open(&store, store_path, NULL, &err) == SF_OK, "open");
 	text = read_all(store, "source/p/steps_data/s_abc/batch_1.json", &len);
