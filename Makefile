@@ -119,6 +119,13 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(LIB_CFLAGS) -Icodecs \
 		$< $(LIB_SRC) -o $@ $(LIB_LIBS) -pthread
 
+# This one includes sf_jscan.c itself, to replace its read().
+$(BUILD)/fuzz/fuzz_jscan_chunk: tests/fuzz/fuzz_jscan_chunk.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DSF_VERSION='"$(VERSION)"' -g -O1 \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(LIB_CFLAGS) -Icodecs \
+		$< $(filter-out codecs/sf_jscan.c,$(LIB_SRC)) -o $@ $(LIB_LIBS) -pthread
+
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
 		name=$${f##*/fuzz_}; mkdir -p tests/corpus/$$name; \
