@@ -199,7 +199,8 @@ typedef struct packer {
 
 static int cancelled(const packer *p)
 {
-	return (p->options->cancel && *p->options->cancel) || __atomic_load_n(&p->stop, __ATOMIC_RELAXED);
+	return (p->options->cancel && __atomic_load_n(p->options->cancel, __ATOMIC_RELAXED)) ||
+	       __atomic_load_n(&p->stop, __ATOMIC_RELAXED);
 }
 
 static sf_err check_cancel(const packer *p, sf_error *err)
@@ -3078,7 +3079,7 @@ static sf_err pack_whole_batches(packer *p, size_t *order, size_t n, sf_error *e
 	free(lanes[1].buffer);
 	/* report the failure that stopped the other lane, not its "interrupted" */
 	if (lanes[0].rc != SF_OK && (lanes[1].rc == SF_OK || strcmp(lanes[0].error.message, "interrupted") != 0 ||
-				     (p->options->cancel && *p->options->cancel))) {
+				     (p->options->cancel && __atomic_load_n(p->options->cancel, __ATOMIC_RELAXED)))) {
 		*rc = lanes[0].rc;
 		if (err)
 			*err = lanes[0].error;

@@ -39,7 +39,8 @@ typedef struct sf_pack_options {
 	const char *layout;     /* "auto" (NULL), "current", "plain" */
 	int max_depth;          /* JSON nesting limit (SF_JSCAN_DEFAULT_DEPTH) */
 	int progress;           /* draw a progress bar on stderr */
-	/* Set to nonzero (e.g. from a signal handler) to abort the pack. */
+	/* Set to nonzero (e.g. from a signal handler, with __atomic_store_n)
+	   to abort the pack; both packing threads read it atomically. */
 	volatile int *cancel;
 } sf_pack_options;
 

@@ -32,10 +32,12 @@ enum {
 
 static volatile int interrupted;
 
+/* Set by the handler, read by both packing threads: atomic (a lock-free
+   store is safe in a signal handler). */
 static void on_signal(int signo)
 {
 	(void)signo;
-	interrupted = 1;
+	__atomic_store_n(&interrupted, 1, __ATOMIC_RELAXED);
 }
 
 static void usage(FILE *out)
@@ -279,7 +281,7 @@ static int cmd_pack(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	if (sf_pack(args[0], args[1], &options, &summary, &err) != SF_OK) {
-		if (interrupted) {
+		if (__atomic_load_n(&interrupted, __ATOMIC_RELAXED)) {
 			fprintf(stderr, "stepstore: pack interrupted; no store was written\n");
 			return EXIT_INTERRUPTED;
 		}
