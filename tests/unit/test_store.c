@@ -223,6 +223,114 @@ static void many_batches(void)
 	CHECK(system(cmd) == 0, "clean up the 40-batch store");
 }
 
+/* ---- steps larger than a shard ---- */
+
+/* Pack two steps of 30 batch files (about 57 KB each) with shards of
+   16 KiB on `threads` threads: each step rolls over to new shards several
+   times, on both packing lanes at once with two threads. Every batch file
+   and both rows.jsonl must read back exactly. */
+static void rolled_over(int threads)
+{
+	static const char *steps[] = { "u", "v" };
+	char src[128], store_path[128], rel[160], cmd[512];
+	char *expected[2] = { calloc(1, 128 * 1024), calloc(1, 128 * 1024) };
+	char pad[3001], label[256];
+	size_t used[2] = { 0, 0 }, len;
+	sf_pack_options options;
+	sf_pack_summary summary;
+	sf_store *store = NULL;
+	sf_error err;
+	int s, b, files_ok = 1;
+	char *text;
+
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	snprintf(src, sizeof(src), "%s/roll", root);
+	snprintf(store_path, sizeof(store_path), "%s/roll-%d.stepfs", root, threads);
+	mkdir_rel("roll");
+	mkdir_rel("roll/p");
+	mkdir_rel("roll/p/sig");
+	mkdir_rel("roll/p/sig/executions");
+	mkdir_rel("roll/p/sig/executions/e1");
+	mkdir_rel("roll/p/steps_data");
+	mkdir_rel("roll/p/steps_data/u_abc");
+	mkdir_rel("roll/p/steps_data/v_abc");
+	write_text("roll/p/sig/executions/e1/batch_manager.json", "{\"steps\":{\"u\":\"/x/u.json\",\"v\":\"/x/v.json\"}}");
+	for (s = 0; s < 2 && expected[0] && expected[1]; s++)
+		for (b = 0; b < 30; b++) {
+			char batch[4096];
+
+			snprintf(batch, sizeof(batch),
+				 "{\"seq_no\":%d,\"step_name\":\"%s\",\"data\":[[{\"n\":%d,\"p\":\"%.*s\"},{\"n\":%d}]],"
+				 "\"type_info\":{\"name\":\"_Batch\"}}",
+				 b, steps[s], b * 2, 1000 + b * 50, pad, b * 2 + 1);
+			snprintf(rel, sizeof(rel), "roll/p/steps_data/%s_abc/batch_%d.json", steps[s], b);
+			write_text(rel, batch);
+			used[s] += (size_t)snprintf(expected[s] + used[s], 128 * 1024 - used[s],
+						    "{\"n\":%d,\"p\":\"%.*s\"}\n{\"n\":%d}\n", b * 2, 1000 + b * 50, pad,
+						    b * 2 + 1);
+		}
+	sf_pack_options_init(&options);
+	options.threads = threads;
+	options.frame_bytes = 4096;
+	options.shard_bytes = 16384;
+	snprintf(label, sizeof(label), "%d thread(s): pack two steps into 16 KiB shards", threads);
+	CHECK(expected[0] && expected[1] && sf_pack(src, store_path, &options, &summary, &err) == SF_OK, label);
+	snprintf(label, sizeof(label), "%d thread(s): open the store", threads);
+	CHECK(sf_store_open(&store, store_path, NULL, &err) == SF_OK, label);
+	if (store && expected[0] && expected[1]) {
+		unsigned per_step[2] = { 0, 0 };
+		uint32_t i;
+
+		for (i = 0; i < sf_store_shard_count(store); i++) {
+			sf_shard_info info;
+
+			sf_store_shard_info(store, i, &info);
+			for (s = 0; s < 2; s++)
+				if (strcmp(info.kind, "step") == 0 && strncmp(info.label, steps[s], 1) == 0 &&
+				    strcmp(info.label + 1, "_abc") == 0)
+					per_step[s]++;
+		}
+		snprintf(label, sizeof(label), "%d thread(s): each step rolled over (%u and %u shards)", threads,
+			 per_step[0], per_step[1]);
+		CHECK(per_step[0] >= 3 && per_step[1] >= 3, label);
+		snprintf(label, sizeof(label), "%d thread(s): verify finds nothing", threads);
+		CHECK(sf_store_verify(store, count_problem, NULL) == 0, label);
+		for (s = 0; s < 2; s++) {
+			snprintf(rel, sizeof(rel), "step_%d/rows.jsonl", s);
+			text = read_all(store, rel, &len);
+			snprintf(label, sizeof(label), "%d thread(s): %s across shards, byte for byte", threads, rel);
+			CHECK(text && len == used[s] && memcmp(text, expected[s], len) == 0, label);
+			free(text);
+			for (b = 0; b < 30; b++) {
+				char *want;
+				size_t want_len;
+				FILE *f;
+
+				snprintf(rel, sizeof(rel), "%s/p/steps_data/%s_abc/batch_%d.json", src, steps[s], b);
+				f = fopen(rel, "rb");
+				want = calloc(1, 8192);
+				want_len = f && want ? fread(want, 1, 8192, f) : 0;
+				if (f)
+					fclose(f);
+				snprintf(rel, sizeof(rel), "source/p/steps_data/%s_abc/batch_%d.json", steps[s], b);
+				text = read_all(store, rel, &len);
+				if (!text || !want || len != want_len || memcmp(text, want, len) != 0)
+					files_ok = 0;
+				free(text);
+				free(want);
+			}
+		}
+		snprintf(label, sizeof(label), "%d thread(s): all 60 batch files byte for byte", threads);
+		CHECK(files_ok, label);
+	}
+	sf_store_free(store);
+	free(expected[0]);
+	free(expected[1]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", src, store_path);
+	CHECK(system(cmd) == 0, "clean up the rolled-over store");
+}
+
 /* ---- folders loaded by several threads at once ---- */
 
 #define BIG_FOLDERS 3
@@ -658,6 +766,8 @@ int main(void)
 		sf_store_free(store);
 	}
 	many_batches();
+	rolled_over(1);
+	rolled_over(2);
 	concurrent_loads();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd) != 0)
