@@ -3972,7 +3972,6 @@ static void packer_release(packer *p)
 {
 	size_t i;
 
-	index_writer_finish(p, 1, NULL);  /* a failed pack still waits for its thread */
 	sf_jscan_free(p->scanner);
 	p->scanner = NULL;
 	if (p->shard_lock_ready)
@@ -4260,8 +4259,9 @@ sf_err sf_pack(const char *src, const char *store, const sf_pack_options *option
 out:
 	if (p.options->progress && rc != SF_OK)
 		fputc('\n', stderr);
-	/* the index writer creates files in the temporary store: stop it
-	   (dropping what it has not written) before removing the store */
+	/* the index writer creates files in the temporary store: a failed
+	   pack stops it (dropping what it has not written) before removing
+	   the store; after a success it has stopped already */
 	index_writer_finish(&p, 1, NULL);
 	if (tmp_made)
 		remove_tree(p.tmp);
