@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "jscan_options.h"
 #include "sf_jscan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -518,10 +519,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	memset(&o, 0, sizeof(o));
-	o.allow_nan = data[0] & 1;
-	o.reject_duplicate_keys = (data[0] >> 1) & 1;
-	o.max_depth = data[0] & 4 ? 5 : 64;
+	o = fuzz_jscan_options(data[0]);
 	data++;
 	size--;
 

@@ -12,8 +12,8 @@
  * give the same ranges, newline counts and outcome as the same scan from
  * memory.
  *
- * data[0]: bit 0 allow_nan, bit 1 reject_duplicate_keys, bit 2 a small
- * max_depth, bit 3 about 64 KiB of spaces before the input (so values
+ * data[0]: the options of jscan_options.h (as fuzz_jscan reads them),
+ * and bit 3 about 64 KiB of spaces before the input (so values
  * straddle the first full window). data[1]: seeds the read sizes. The
  * rest is the input.
  */
@@ -29,6 +29,8 @@ static ssize_t chunked_read(int fd, void *buf, size_t n);
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "jscan_options.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -153,10 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	memset(&o, 0, sizeof(o));
-	o.allow_nan = data[0] & 1;
-	o.reject_duplicate_keys = (data[0] >> 1) & 1;
-	o.max_depth = data[0] & 4 ? 5 : 64;
+	o = fuzz_jscan_options(data[0]);
 	o.window_bytes = 1; /* raised to the 64 KiB minimum */
 	seed = data[1] * 2654435761u;
 	source.pad = data[0] & 8 ? 65536 - 1 - data[1] % 48 : 0;
